@@ -23,6 +23,7 @@ __all__ = [
     "check_probability",
     "check_nonnegative",
     "format_fraction",
+    "to_float",
 ]
 
 
@@ -107,6 +108,36 @@ def check_nonnegative(value: RationalLike, *, name: str) -> Fraction:
     if result < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return result
+
+
+def to_float(value: Fraction, *, name: str) -> float:
+    """``float(value)``, refusing values that a float cannot represent.
+
+    Sampling and prediction run in floating point; a value that overflows to inf or
+    underflows to 0 would silently change the model, so it is an error instead.
+
+    Raises:
+        ValueError: If ``value`` is too large or (non-zero and) too small for a float.
+    """
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result):
+        raise ValueError(f"{name} = {_magnitude(value)} is too large for floating point")
+    if result == 0 and value != 0:
+        raise ValueError(f"{name} = {_magnitude(value)} is too small for floating point (it would become 0)")
+    return result
+
+
+def _magnitude(value: Fraction) -> str:
+    """A short description of a huge or tiny fraction, such as ``about 1e+400``."""
+    text = str(value)
+    if len(text) <= 40:
+        return text
+    exponent = len(str(abs(value.numerator))) - len(str(value.denominator))
+    sign = "-" if value < 0 else ""
+    return f"about {sign}1e{exponent:+d}"
 
 
 def format_fraction(value: Fraction, *, digits: int = 6) -> str:

@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from theory._rational import RationalLike, check_nonnegative, to_fractions
+from theory._rational import RationalLike, check_nonnegative, to_float, to_fractions
 from theory.distributions import SignFlipDistribution
 
 __all__ = [
@@ -72,7 +72,7 @@ class SignLinearClassifier:
             raise ValueError("weights must hold at least one entry")
         object.__setattr__(self, "weights", exact)
         object.__setattr__(self, "name", name)
-        object.__setattr__(self, "_w", np.array([float(w) for w in exact]))
+        object.__setattr__(self, "_w", np.array([to_float(w, name=f"weights[{i}]") for i, w in enumerate(exact)]))
 
     @property
     def d(self) -> int:
@@ -89,9 +89,17 @@ class SignLinearClassifier:
         """The score w·x for each row of ``x`` (shape (n, d)) as float64."""
         return self._check_inputs(x) @ self._w
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """sign(w·x) in {−1, 0, +1} (int64); 0 marks a point on the boundary."""
-        return np.sign(self.decision(x)).astype(np.int64)
+    def predict(self, x: np.ndarray, *, rtol: float = 1e-12) -> np.ndarray:
+        """sign(w·x) in {−1, 0, +1} (int64); 0 marks a point on the boundary.
+
+        A score within ``rtol · Σ|w_i x_i|`` of zero counts as on the boundary: an
+        input on the boundary in exact arithmetic (a tie) comes out of floating point
+        as ±1e-16 or so, and would otherwise be decided by rounding.
+        """
+        x = self._check_inputs(x)
+        scores = x @ self._w
+        scale = np.abs(x) @ np.abs(self._w)
+        return np.where(np.abs(scores) <= rtol * scale, 0, np.sign(scores)).astype(np.int64)
 
     def norm(self, norm: Norm) -> Fraction | float:
         """‖w‖ in the dual of ``norm``: ‖w‖₁ (exact) for ℓ∞, ‖w‖₂ (float) for ℓ2."""

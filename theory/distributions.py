@@ -22,7 +22,7 @@ from theory._rational import (
     RationalLike,
     check_nonnegative,
     check_probability,
-    to_fraction,
+    to_float,
     to_fractions,
 )
 
@@ -87,7 +87,8 @@ class SignFlipDistribution:
             check_nonnegative(value, name=f"eta[{i}]")
         object.__setattr__(self, "p", p_exact)
         object.__setattr__(self, "eta", eta_exact)
-        object.__setattr__(self, "_eta_float", np.array([float(e) for e in eta_exact]))
+        eta_float = [to_float(e, name=f"eta[{i}]") for i, e in enumerate(eta_exact)]
+        object.__setattr__(self, "_eta_float", np.array(eta_float))
 
     @property
     def d(self) -> int:
@@ -152,7 +153,7 @@ class TsiprasDistribution:
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
             raise ValueError(f"d must be an integer >= 1, got {d!r}")
         object.__setattr__(self, "p", float(p_exact))
-        object.__setattr__(self, "eta", float(eta_exact))
+        object.__setattr__(self, "eta", to_float(eta_exact, name="eta"))
         object.__setattr__(self, "d", int(d))
 
     def sample(self, n: int, *, seed: SeedLike = None) -> tuple[np.ndarray, np.ndarray]:

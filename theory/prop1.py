@@ -33,6 +33,7 @@ from theory.exact import (
     bayes_accuracy,
     best_robust_accuracy,
     decision_rule_accuracy,
+    likelihood,
     posterior,
     posterior_as_printed,
     robust_accuracy,
@@ -329,30 +330,43 @@ def verify(instance: Instance) -> list[Claim]:
     x, y = dist.sample(instance.samples, seed=np.random.default_rng(instance.seed))
     plus_votes = (x[:, informative] > 0).sum(axis=1)
     matching = plus_votes == votes - against
-    eq22 = posterior(dist, example, y=1)
-    claims.append(
-        Claim(
-            key="eq22_posterior",
-            text=f"P(Y=y | X=x) with {against} of {votes} features against y",
-            where="Proof of Prop. 1(1), Eq. 22",
-            exact=eq22,
-            paper=0.2 if paper else None,
-            tolerance=0.05,  # the paper writes "≈ 0.2"
-            monte_carlo=(
-                estimate_from_counts(
-                    int((y[matching] == 1).sum()), int(matching.sum()), confidence=instance.confidence
-                )
-                if matching.any()
-                else None
-            ),
-            note=(
-                "Exactly p^3(1-p)^4 / (p^3(1-p)^4 + p^4(1-p)^3) = 1 - p = 1/5; the paper's "
-                "'approximately 0.2' is in fact exact." if paper else ""
-            ),
+    evidence = likelihood(dist, example, y=1) + likelihood(dist, example, y=-1)
+    text = f"P(Y=y | X=x) with {against} of {votes} features against y"
+    if evidence == 0:  # p = 0 or 1: votes never disagree, so this input cannot occur
+        claims.append(
+            Claim(
+                key="eq22_posterior",
+                text=text,
+                where="Proof of Prop. 1(1), Eq. 22",
+                evidence=f"undefined: such an input has probability 0 when p = {dist.p}",
+            )
         )
-    )
+    else:
+        claims.append(
+            Claim(
+                key="eq22_posterior",
+                text=text,
+                where="Proof of Prop. 1(1), Eq. 22",
+                exact=posterior(dist, example, y=1),
+                paper=0.2 if paper else None,
+                tolerance=0.05,  # the paper writes "≈ 0.2"
+                monte_carlo=(
+                    estimate_from_counts(
+                        int((y[matching] == 1).sum()), int(matching.sum()), confidence=instance.confidence
+                    )
+                    if matching.any()
+                    else None
+                ),
+                note=(
+                    "Exactly p^3(1-p)^4 / (p^3(1-p)^4 + p^4(1-p)^3) = 1 - p = 1/5; the paper's "
+                    "'approximately 0.2' is in fact exact." if paper else ""
+                ),
+            )
+        )
 
-    printed_sum = posterior_as_printed(dist, example, y=1) + posterior_as_printed(dist, example, y=-1)
+    # At the input where every feature votes +1, which has positive probability for every p.
+    all_positive = [e for e in dist.eta]
+    printed_sum = posterior_as_printed(dist, all_positive, y=1) + posterior_as_printed(dist, all_positive, y=-1)
     printed_rule = decision_rule_accuracy(
         dist, lambda point: 1 if posterior_as_printed(dist, point, y=1) >= Fraction(1, 2) else -1
     )
@@ -362,7 +376,7 @@ def verify(instance: Instance) -> list[Claim]:
             text="Eq. 20 as printed is the posterior",
             where="Proof of Prop. 1(1), Eq. 20-21",
             holds=printed_sum == 1 and printed_rule == bayes_standard,
-            evidence=f"sums to {printed_sum} over y; Eq. 21 with it: accuracy {printed_rule}",
+            evidence=f"sums to {printed_sum} over y at x = +eta; Eq. 21 with it: accuracy {printed_rule}",
             note=(
                 "Eq. 20 divides each feature's factor by its own sum over y, which is p + (1-p) = 1, "
                 "so the printed product is the likelihood P(x|y), not the posterior; dividing once "
@@ -577,8 +591,8 @@ def _parse_args(argv: Sequence[str] | None) -> tuple[Instance, bool]:
             eta = eta * args.d
         elif len(eta) != args.d:
             raise ValueError(f"--d {args.d} does not match the {len(eta)} values of --eta")
-    if args.samples < 1:
-        raise ValueError(f"--samples must be >= 1, got {args.samples}")
+    if args.samples < 2:
+        raise ValueError(f"--samples must be >= 2 (a paired difference needs two samples), got {args.samples}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     if not 0 < args.confidence < 1:
