@@ -1,5 +1,5 @@
 # Two commands for a new user (see README.md):
-#   make demo   create .venv, install the project, run the main job (offline)
+#   make demo   create .venv, install the project, run the main jobs (offline)
 #   make test   run the whole test suite (tutorials and the strict docs build included)
 
 PYTHON ?= python3
@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m theory.prop1
+	$(BIN)/python -m aatk.toy
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,7 +1,28 @@
 """aatk: Adversarial Asymmetric Training for robustness disentanglement (Wang et al., 2020).
 
-The Keras 3 three-way model, its attacks and its evaluation are built on top of
-the exact theory of the toy problem in the sibling package :mod:`theory`.
+A three-way Keras model (:class:`ThreeWayModel`) trained with AAT/AAT++ through
+plain ``fit``, the PGD attacks it needs (:class:`PGD`) and the evaluation of
+disentanglement (:func:`evaluate`). The exact theory of the paper's toy problem
+lives in the sibling package :mod:`theory`.
 """
 
+from aatk.attacks import PGD
+from aatk.evaluation import EvaluationReport, evaluate
+from aatk.model import WAYS, ThreeWayModel
+from aatk.objectives import L_AN, L_AR, L_AS, L_ST, METHODS, TERMS
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "L_AN",
+    "L_AR",
+    "L_AS",
+    "L_ST",
+    "METHODS",
+    "PGD",
+    "TERMS",
+    "WAYS",
+    "EvaluationReport",
+    "ThreeWayModel",
+    "evaluate",
+]

@@ -1,0 +1,279 @@
+"""Evaluation of robustness disentanglement: the figures of Tables 1–4 and more.
+
+:func:`evaluate` attacks each way of a :class:`~aatk.ThreeWayModel`, measures the
+accuracy gap between the robust and the non-robust way (DIA), detects
+adversarial examples by the disagreement of the two ways (RAD, Eq. 12),
+calibrates predictions with that detector, scores detection continuously (ROC
+AUC), and finally attacks the detector itself.
+
+Paper: Section 2.4–2.5, Section 3.3, Table 4b, Appendix C.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+from scipy import stats
+
+from aatk import backend
+from aatk.attacks import PGD
+from aatk.model import ThreeWayModel
+from aatk.objectives import cross_entropy
+
+__all__ = ["EvaluationReport", "evaluate", "detection_score", "roc_auc"]
+
+_GROUPS = (
+    ("Clean", ("S", "R", "N")),
+    ("Way-specific attack", ("R_adv", "N_adv", "DIA")),
+    ("Standard-way attack (App. C)", ("S_adv_s", "R_adv_s", "N_adv_s", "DIA_s")),
+    ("Detection, natural + standard-way adversarial (Table 4b)", ("RAD", "raw_acc", "calibrated_acc", "AUC", "evasion")),
+    ("Adaptive attack on the detector", ("S_adv_adaptive", "RAD_adaptive", "calibrated_acc_adaptive", "AUC_adaptive", "evasion_adaptive")),
+)
+
+
+class EvaluationReport(dict):
+    """The figures of :func:`evaluate` (a dict of floats), printable like the paper's tables.
+
+    Attributes:
+        samples: Number of test examples evaluated.
+        attack: The attack used.
+    """
+
+    def __init__(self, figures: dict, *, samples: int, attack: PGD) -> None:
+        super().__init__(figures)
+        self.samples = samples
+        self.attack = attack
+
+    def to_markdown(self) -> str:
+        """A Markdown table, one row per figure, in percent."""
+        lines = [f"Attack: {self.attack!r}; {self.samples} test examples.", "", "| group | figure | % |", "|---|---|---|"]
+        for group, keys in _GROUPS:
+            for key in keys:
+                if key in self:
+                    lines.append(f"| {group} | {key} | {100 * self[key]:.1f} |")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        lines = [f"{self.samples} test examples; attack {self.attack!r}"]
+        for group, keys in _GROUPS:
+            present = [k for k in keys if k in self]
+            if present:
+                cells = "  ".join(f"{k} {100 * self[k]:5.1f}" for k in present)
+                lines.append(f"  {group + ':':58s} {cells}")
+        return "\n".join(lines)
+
+
+def detection_score(robust_logits, non_robust_logits):
+    """Continuous disagreement of the two ways: the Jensen–Shannon divergence of their softmaxes.
+
+    0 when the robust and non-robust ways agree exactly, up to log 2 when they
+    put their mass on different classes. A continuous version of Eq. 12's rule
+    D(x) = [argmax h_r(x) ≠ argmax h_n(x)].
+    """
+    p = ops.softmax(robust_logits, axis=-1)
+    q = ops.softmax(non_robust_logits, axis=-1)
+    m = 0.5 * (p + q)
+    tiny = 1e-12
+
+    def kl(a, b):
+        return ops.sum(a * (ops.log(ops.maximum(a, tiny)) - ops.log(ops.maximum(b, tiny))), axis=-1)
+
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+def roc_auc(scores: np.ndarray, positives: np.ndarray) -> float:
+    """Area under the ROC curve, exactly, by the Mann–Whitney statistic (ties count ½).
+
+    Raises:
+        ValueError: If there is no positive or no negative example.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    positives = np.asarray(positives, dtype=bool)
+    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC AUC needs both positive and negative examples")
+    ranks = stats.rankdata(scores)
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _most_likely_wrong_class(logits, labels):
+    """argmax over classes other than y (the adaptive attack's common target)."""
+    mask = ops.one_hot(labels, ops.shape(logits)[-1])
+    return ops.cast(ops.argmax(logits - 1e9 * mask, axis=-1), "int32")
+
+
+def _batch_evaluator(model: ThreeWayModel, attack: PGD, adaptive: bool):
+    """A compiled function from one batch to per-example predictions and scores."""
+
+    def predictions(x, ways=("standard", "robust", "non_robust")):
+        logits = model.way_logits(x, ways=ways, training=False)
+        out = {way: ops.argmax(value, axis=-1) for way, value in logits.items()}
+        if "robust" in logits and "non_robust" in logits:
+            out["score"] = detection_score(logits["robust"], logits["non_robust"])
+        return out, logits
+
+    def way_loss(way, labels):
+        return lambda points: cross_entropy(model(points, training=False, way=way), labels)
+
+    def evaluate_batch(x, y):
+        clean, clean_logits = predictions(x)
+        x_r = attack.perturb(way_loss("robust", y), x)
+        x_n = attack.perturb(way_loss("non_robust", y), x)
+        x_s = attack.perturb(way_loss("standard", y), x)
+        result = {
+            "clean": clean,
+            "robust_attack": predictions(x_r, ("robust",))[0],
+            "non_robust_attack": predictions(x_n, ("non_robust",))[0],
+            "standard_attack": predictions(x_s)[0],
+        }
+        if adaptive:
+            # Push both ways to the same wrong class, so that they agree and Eq. 12 sees nothing.
+            target = _most_likely_wrong_class(clean_logits["standard"], y)
+
+            def agreement_loss(points):
+                logits = model.way_logits(points, ways=("robust", "non_robust"), training=False)
+                return -(cross_entropy(logits["robust"], target) + cross_entropy(logits["non_robust"], target))
+
+            result["adaptive_attack"] = predictions(attack.perturb(agreement_loss, x))[0]
+        return result
+
+    return backend.compile_function(evaluate_batch)
+
+
+def _batches(data, batch_size: int):
+    if hasattr(data, "element_spec"):
+        for batch in data:
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+            yield x, y
+        return
+    if isinstance(data, tuple) and len(data) == 2:
+        x, y = data
+        for start in range(0, len(x), batch_size):
+            yield x[start : start + batch_size], y[start : start + batch_size]
+        return
+    raise ValueError("dataset must be a tf.data.Dataset of (x, y) batches or a tuple (x, y) of arrays")
+
+
+def _detection(clean: dict, adversarial: dict, labels: np.ndarray) -> dict:
+    """RAD, raw and calibrated accuracy, AUC and evasion on the equal mixture of clean and adversarial."""
+    detected_clean = clean["robust"] != clean["non_robust"]  # Eq. 12 on natural inputs
+    detected_adv = adversarial["robust"] != adversarial["non_robust"]  # Eq. 12 on adversarial inputs
+    is_adversarial = np.concatenate([np.zeros_like(labels, bool), np.ones_like(labels, bool)])
+    detected = np.concatenate([detected_clean, detected_adv])
+    standard = np.concatenate([clean["standard"], adversarial["standard"]])
+    robust = np.concatenate([clean["robust"], adversarial["robust"]])
+    mixture_labels = np.concatenate([labels, labels])
+    calibrated = np.where(detected, robust, standard)
+    return {
+        "RAD": float(np.mean(detected == is_adversarial)),
+        "raw_acc": float(np.mean(standard == mixture_labels)),
+        "calibrated_acc": float(np.mean(calibrated == mixture_labels)),
+        "AUC": roc_auc(np.concatenate([clean["score"], adversarial["score"]]), is_adversarial),
+        "evasion": float(np.mean((adversarial["standard"] != labels) & ~detected_adv)),
+    }
+
+
+def evaluate(
+    model: ThreeWayModel,
+    dataset: Any,
+    attack: PGD,
+    *,
+    adaptive: bool = True,
+    batch_size: int = 256,
+    verbose: bool = False,
+) -> EvaluationReport:
+    """Evaluates disentanglement of a three-way model under ``attack``.
+
+    Every figure is a fraction of test examples (in [0, 1]) except DIA and DIA_s,
+    differences of two such fractions (in [−1, 1]):
+
+    * ``S``, ``R``, ``N``: clean accuracy of the standard, robust, non-robust way.
+    * ``R_adv``: robust way's accuracy under an attack on the robust-way loss;
+      ``N_adv``: non-robust way's accuracy under an attack on the non-robust-way
+      loss; ``DIA = R_adv − N_adv`` (Sec. 2.5, Tables 1–3).
+    * ``S_adv_s``, ``R_adv_s``, ``N_adv_s``: accuracy of each way on adversarial
+      examples of the *standard-way* loss; ``DIA_s = R_adv_s − N_adv_s`` (Appendix C).
+    * On the equal mixture of each natural example and its standard-way adversarial
+      example (Table 4b): ``RAD``, the accuracy of the detector D(x) = [robust and
+      non-robust predictions differ] (Eq. 12) at telling natural (D = 0) from
+      adversarial (D = 1); ``raw_acc``, the standard way's accuracy on the mixture;
+      ``calibrated_acc``, the accuracy when the robust way answers for inputs with
+      D = 1 and the standard way otherwise (Sec. 3.3).
+    * Beyond the paper: ``AUC``, the ROC AUC of the continuous detection score
+      (:func:`detection_score`) on the same mixture; ``evasion``, the fraction of
+      adversarial examples that fool the standard way *and* pass the detector.
+    * Adaptive attack (``adaptive=True``): PGD with the same budget that pushes the
+      robust and the non-robust way to the *same* wrong class (the standard way's
+      most likely wrong class), so that D sees agreement. ``S_adv_adaptive``,
+      ``RAD_adaptive``, ``calibrated_acc_adaptive``, ``AUC_adaptive`` and
+      ``evasion_adaptive`` are the figures above on the mixture of natural and
+      adaptive examples. A detector is only as good as its worst attack.
+
+    Args:
+        model: The three-way model (evaluated in inference mode).
+        dataset: A ``tf.data.Dataset`` of (x, y) batches, or a tuple (x, y) of arrays.
+        attack: The test attack (e.g. Table 4a's configuration).
+        adaptive: Also run the adaptive attack on the detector.
+        batch_size: Batch size when ``dataset`` is a tuple of arrays.
+        verbose: Print progress per batch.
+
+    Returns:
+        An :class:`EvaluationReport`.
+
+    Raises:
+        ValueError: On inputs outside the attack's bounds, non-finite inputs, bad labels,
+            or an empty dataset.
+    """
+    if not isinstance(model, ThreeWayModel):
+        raise ValueError(f"model must be an aatk.ThreeWayModel, got {type(model).__name__}")
+    if not isinstance(attack, PGD):
+        raise ValueError(f"attack must be an aatk.PGD, got {type(attack).__name__}")
+    evaluate_batch = _batch_evaluator(model, attack, adaptive)
+    collected: dict = {}
+    labels_seen = []
+    for index, (x, y) in enumerate(_batches(dataset, batch_size)):
+        model.validate_inputs(x, y)
+        attack.check_inputs(x)
+        y = np.asarray(ops.convert_to_numpy(y)).reshape(-1).astype(np.int32)
+        outputs = evaluate_batch(ops.convert_to_tensor(x, dtype="float32"), ops.convert_to_tensor(y))
+        for group, values in outputs.items():
+            for key, value in values.items():
+                collected.setdefault(group, {}).setdefault(key, []).append(np.asarray(ops.convert_to_numpy(value)))
+        labels_seen.append(y)
+        if verbose:
+            print(f"evaluate: batch {index + 1}, {sum(map(len, labels_seen))} examples")
+    if not labels_seen:
+        raise ValueError("dataset is empty")
+    labels = np.concatenate(labels_seen)
+    out = {group: {key: np.concatenate(parts) for key, parts in values.items()} for group, values in collected.items()}
+
+    def accuracy(predictions):
+        return float(np.mean(predictions == labels))
+
+    clean = out["clean"]
+    figures = {
+        "S": accuracy(clean["standard"]),
+        "R": accuracy(clean["robust"]),
+        "N": accuracy(clean["non_robust"]),
+        "R_adv": accuracy(out["robust_attack"]["robust"]),
+        "N_adv": accuracy(out["non_robust_attack"]["non_robust"]),
+    }
+    figures["DIA"] = figures["R_adv"] - figures["N_adv"]
+    standard_attack = out["standard_attack"]
+    figures.update(
+        S_adv_s=accuracy(standard_attack["standard"]),
+        R_adv_s=accuracy(standard_attack["robust"]),
+        N_adv_s=accuracy(standard_attack["non_robust"]),
+    )
+    figures["DIA_s"] = figures["R_adv_s"] - figures["N_adv_s"]
+    figures.update(_detection(clean, standard_attack, labels))
+    if adaptive:
+        adaptive_attack = out["adaptive_attack"]
+        detection = _detection(clean, adaptive_attack, labels)
+        figures["S_adv_adaptive"] = accuracy(adaptive_attack["standard"])
+        for key in ("RAD", "calibrated_acc", "AUC", "evasion"):
+            figures[f"{key}_adaptive"] = detection[key]
+    return EvaluationReport(figures, samples=int(labels.size), attack=attack)

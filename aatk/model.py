@@ -1,0 +1,459 @@
+"""The three-way model of Section 2.2, trained with AAT/AAT++ through ``fit``.
+
+Two encoders map an input to a robust representation z_r and a non-robust one
+z_n (Eq. 4); a shared head f classifies their combination in three ways (Eq. 5):
+
+* standard way   h_s(x) = f([z_r, z_n])
+* robust way     h_r(x) = f([z_r, 0])
+* non-robust way h_n(x) = f([0, z_n])
+
+The zeroed half is a constant, not a function of x (an intervention do(z) = 0).
+``train_step`` follows Algorithm 1: attacks run first, in inference mode, and
+give constant adversarial inputs and labels; then one gradient of the weights
+is taken through the objectives of :mod:`aatk.objectives`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from aatk import backend
+from aatk.attacks import PGD
+from aatk.objectives import (
+    L_AN,
+    L_AR,
+    L_AS,
+    L_ST,
+    TERMS,
+    Tensor,
+    adversarial_labels,
+    cross_entropy,
+    resolve_method,
+)
+
+__all__ = ["ThreeWayModel", "WAYS", "check_way"]
+
+WAYS = ("standard", "robust", "non_robust")
+_SHORT = {"standard": "s", "robust": "r", "non_robust": "n"}
+
+
+def check_way(way: str) -> str:
+    """Returns ``way`` if it names one of :data:`WAYS`, else raises ValueError."""
+    if way not in WAYS:
+        raise ValueError(f"way must be one of {WAYS}, got {way!r}")
+    return way
+
+
+def _declared_input_shape(encoder: keras.layers.Layer) -> tuple | None:
+    """The per-example input shape an encoder declares (Functional/Sequential with an Input)."""
+    try:
+        inputs = encoder.inputs
+    except (AttributeError, ValueError):
+        return None
+    if not inputs:
+        return None
+    return tuple(inputs[0].shape[1:])
+
+
+@keras.saving.register_keras_serializable(package="aatk")
+class ThreeWayModel(keras.Model):
+    """A robust and a non-robust encoder with a shared head, classified three ways.
+
+    Paper: Section 2.2, Eq. 4–5; Appendix B.1 (the head: Linear(2H → H), ReLU, Linear(H → C)).
+
+    Args:
+        encoder_r: Keras layer or model mapping a batch of inputs to vectors z_r (batch, H_r).
+        encoder_n: Keras layer or model mapping a batch of inputs to vectors z_n (batch, H_n).
+        num_classes: Number of classes C ≥ 2.
+        hidden: Width of the head's hidden layer; defaults to the encoders' width H
+            (both encoders must then have the same width).
+        **kwargs: Passed to ``keras.Model`` (e.g. ``name``).
+
+    Raises:
+        ValueError: If an encoder is not a Keras layer or does not output vectors,
+            if ``num_classes`` < 2, or if ``hidden`` is not a positive integer.
+
+    Example:
+        >>> enc = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu")])
+        >>> model = ThreeWayModel(enc(), enc(), num_classes=3)
+        >>> tuple(model(np.zeros((2, 4), "float32"), way="robust").shape)
+        (2, 3)
+    """
+
+    def __init__(
+        self,
+        encoder_r: keras.layers.Layer,
+        encoder_n: keras.layers.Layer,
+        num_classes: int,
+        *,
+        hidden: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        for name, encoder in (("encoder_r", encoder_r), ("encoder_n", encoder_n)):
+            if not isinstance(encoder, keras.layers.Layer):
+                raise ValueError(f"{name} must be a Keras layer or model, got {type(encoder).__name__}")
+        if encoder_r is encoder_n:
+            raise ValueError("encoder_r and encoder_n must be two different layers (separate weights)")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        if hidden is not None and (isinstance(hidden, bool) or not isinstance(hidden, (int, np.integer)) or hidden < 1):
+            raise ValueError(f"hidden must be a positive integer or None, got {hidden!r}")
+        self.encoder_r = encoder_r
+        self.encoder_n = encoder_n
+        self.num_classes = int(num_classes)
+        self.hidden = None if hidden is None else int(hidden)
+        self.width_r: int | None = None
+        self.width_n: int | None = None
+        self.input_example_shape: tuple | None = None
+        self.terms: tuple[str, ...] = ("st",)
+        self.attack: PGD | None = None
+        # Every metric is created here: Keras locks a model's state once it is built.
+        self._trackers = {"loss": keras.metrics.Mean(name="loss")}
+        for term in TERMS:
+            self._trackers[f"l_{term}"] = keras.metrics.Mean(name=f"l_{term}")
+        for way in WAYS:
+            short = _SHORT[way]
+            self._trackers[f"acc_{short}"] = keras.metrics.SparseCategoricalAccuracy(name=f"acc_{short}")
+        for short in ("s", "n"):
+            self._trackers[f"kept_{short}"] = keras.metrics.Mean(name=f"kept_{short}")
+        self._active_metrics: tuple[str, ...] = ("loss", "l_st", "acc_s", "acc_r", "acc_n")
+        declared = [s for s in map(_declared_input_shape, (encoder_r, encoder_n)) if s is not None]
+        if len(declared) == 2 and declared[0] != declared[1]:
+            raise ValueError(
+                f"the encoders expect different inputs: encoder_r {declared[0]}, encoder_n {declared[1]}"
+            )
+        if declared:
+            self.build((None, *declared[0]))
+
+    # --- structure -----------------------------------------------------------------------
+
+    def build(self, input_shape) -> None:
+        input_shape = tuple(input_shape)
+        widths = []
+        for name, encoder in (("encoder_r", self.encoder_r), ("encoder_n", self.encoder_n)):
+            output_shape = tuple(encoder.compute_output_spec(keras.KerasTensor(input_shape)).shape)
+            if len(output_shape) != 2 or output_shape[1] is None:
+                raise ValueError(
+                    f"{name} must output vectors of shape (batch, H), got {output_shape}; "
+                    "end it with Flatten() or GlobalAveragePooling2D()"
+                )
+            widths.append(int(output_shape[1]))
+        self.width_r, self.width_n = widths
+        if self.hidden is None and self.width_r != self.width_n:
+            raise ValueError(
+                f"the encoders' widths differ ({self.width_r} and {self.width_n}); pass hidden= to size the head"
+            )
+        hidden = self.hidden or self.width_r
+        self.input_example_shape = input_shape[1:]
+        self.head_hidden = layers.Dense(hidden, activation="relu", name="head_hidden")
+        self.head_logits = layers.Dense(self.num_classes, name="head_logits")
+        for encoder in (self.encoder_r, self.encoder_n):
+            if not encoder.built:
+                encoder.build(input_shape)
+        self.head_hidden.build((None, self.width_r + self.width_n))
+        self.head_logits.build((None, hidden))
+        self.built = True
+
+    def head(self, z_r, z_n):
+        """The shared classifier f on [z_r, z_n] (Appendix B.1)."""
+        return self.head_logits(self.head_hidden(ops.concatenate([z_r, z_n], axis=-1)))
+
+    def _zeros(self, reference, width: int):
+        # do(z) = 0: a constant of the representation's shape, independent of x.
+        return ops.zeros((ops.shape(reference)[0], width), dtype=reference.dtype)
+
+    def way_logits(self, x: Tensor, *, ways: Iterable[str] = WAYS, training: bool | None = None) -> dict:
+        """Logits of several ways on the same inputs, running each encoder at most once.
+
+        Paper: Eq. 5a–5c.
+
+        Args:
+            x: A batch of inputs.
+            ways: Which of :data:`WAYS` to compute.
+            training: Training mode of the encoders (dropout, BatchNorm).
+
+        Returns:
+            A dict from way name to logits (batch, C).
+        """
+        ways = tuple(check_way(w) for w in ways)
+        z_r = self.encoder_r(x, training=training) if {"standard", "robust"} & set(ways) else None
+        z_n = self.encoder_n(x, training=training) if {"standard", "non_robust"} & set(ways) else None
+        logits = {}
+        if "standard" in ways:
+            logits["standard"] = self.head(z_r, z_n)  # Eq. 5a
+        if "robust" in ways:
+            logits["robust"] = self.head(z_r, self._zeros(z_r, self.width_n))  # Eq. 5b
+        if "non_robust" in ways:
+            logits["non_robust"] = self.head(self._zeros(z_n, self.width_r), z_n)  # Eq. 5c
+        return logits
+
+    def call(self, inputs, training=None, way: str = "standard"):
+        """Logits of one way (the standard way by default), shape (batch, C)."""
+        return self.way_logits(inputs, ways=(way,), training=training)[way]
+
+    def representations(self, x, training=None) -> tuple:
+        """(z_r, z_n) for a batch of inputs (Eq. 4)."""
+        return self.encoder_r(x, training=training), self.encoder_n(x, training=training)
+
+    # --- compile / fit -------------------------------------------------------------------
+
+    def compile(
+        self,
+        optimizer: str | keras.optimizers.Optimizer = "sgd",
+        *,
+        method: str | Iterable[str] = "aat++",
+        attack: PGD | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Configures training with a method (a set of loss terms) and the training attack.
+
+        Args:
+            optimizer: Any Keras optimizer (the paper: SGD with momentum 0.9, Table 5).
+            method: ``"st"`` (Eq. 6), ``"aat"`` (Eq. 8), ``"aat++"`` (Eq. 11), or a
+                subset of ``("st", "as", "ar", "an")``.
+            attack: The PGD used to craft x_adv^s, x_adv^r and x_adv^n; required
+                whenever the method has an adversarial term.
+            **kwargs: Passed to ``keras.Model.compile`` (``steps_per_execution``,
+                ``run_eagerly``, ``jit_compile``...). ``loss`` and ``metrics`` are
+                not accepted: the objectives and metrics come from ``method``.
+
+        Raises:
+            ValueError: On an unknown method, a missing or wrong attack, or a ``loss``.
+        """
+        for forbidden in ("loss", "loss_weights", "metrics", "weighted_metrics"):
+            if kwargs.get(forbidden) is not None:
+                raise ValueError(
+                    f"ThreeWayModel.compile does not take {forbidden}=: the objective is set by method= "
+                    "(see aatk.objectives) and the metrics are built in"
+                )
+            kwargs.pop(forbidden, None)
+        terms = resolve_method(method)
+        if set(terms) - {"st"} and attack is None:
+            raise ValueError(f"method {method!r} has adversarial terms and needs attack=aatk.PGD(...)")
+        if attack is not None and not isinstance(attack, PGD):
+            raise ValueError(f"attack must be an aatk.PGD, got {type(attack).__name__}")
+        super().compile(optimizer=optimizer, **kwargs)
+        self.terms = terms
+        self.attack = attack
+        self._active_metrics = (
+            ("loss",)
+            + tuple(f"l_{term}" for term in terms)
+            + tuple(f"acc_{_SHORT[way]}" for way in WAYS)
+            + (("kept_s",) if "as" in terms else ())
+            + (("kept_n",) if "an" in terms else ())
+        )
+
+    @property
+    def metrics(self) -> list:
+        """The metrics shown by ``fit``: total loss, each active loss term, the clean
+        accuracy of each way, and the fraction of adversarial examples kept (ŷ ≠ y)."""
+        return [self._trackers[name] for name in self._active_metrics]
+
+    def get_compile_config(self) -> dict:
+        config = super().get_compile_config()
+        if config:
+            config = dict(config)
+            config["method"] = list(self.terms)
+            config["attack"] = None if self.attack is None else keras.saving.serialize_keras_object(self.attack)
+        return config
+
+    def compile_from_config(self, config: dict) -> None:
+        config = dict(config)
+        method = config.pop("method", ["st"])
+        attack = config.pop("attack", None)
+        attack = None if attack is None else keras.saving.deserialize_keras_object(attack)
+        optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer", "sgd"))
+        for unused in ("loss", "loss_weights", "metrics", "weighted_metrics"):
+            config.pop(unused, None)
+        self.compile(optimizer=optimizer, method=method, attack=attack, **config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _adversarial_examples(self, x, y) -> dict:
+        """Algorithm 1's attacks, in inference mode; every output is a constant."""
+        adversarial = {}
+        for way, term in (("standard", "as"), ("robust", "ar"), ("non_robust", "an")):
+            if term not in self.terms:
+                continue
+
+            def loss_fn(points, way=way):
+                return cross_entropy(self(points, training=False, way=way), y)
+
+            x_adv = self.attack.perturb(loss_fn, x)
+            adversarial[way] = {"x": x_adv}
+            if way != "robust":  # ŷ_s, ŷ_n and the masks of Eq. 7 and Eq. 10
+                predicted, kept = adversarial_labels(self(x_adv, training=False, way=way), y)
+                adversarial[way].update(labels=predicted, kept=kept)
+        return adversarial
+
+    def _objective(self, x, y, adversarial: dict, training: bool) -> tuple:
+        """Mean over the batch of the sum of the active terms; also the clean logits."""
+        clean = self.way_logits(x, training=training)
+        per_example = {}
+        if "st" in self.terms:
+            per_example["st"] = L_ST(clean["standard"], clean["robust"], clean["non_robust"], y)
+        if "as" in self.terms:
+            adv = adversarial["standard"]
+            logits = self.way_logits(adv["x"], ways=("robust", "non_robust"), training=training)
+            per_example["as"] = L_AS(logits["robust"], logits["non_robust"], y, adv["labels"], adv["kept"])
+        if "ar" in self.terms:
+            logits = self.way_logits(adversarial["robust"]["x"], ways=("robust",), training=training)
+            per_example["ar"] = L_AR(logits["robust"], y)
+        if "an" in self.terms:
+            adv = adversarial["non_robust"]
+            logits = self.way_logits(adv["x"], ways=("non_robust",), training=training)
+            per_example["an"] = L_AN(logits["non_robust"], adv["labels"], adv["kept"])
+        terms = {name: ops.mean(value) for name, value in per_example.items()}
+        total = sum(terms.values())
+        return total, {"terms": terms, "clean": clean}
+
+    def _labels(self, y):
+        y = ops.convert_to_tensor(y)
+        if len(y.shape) == 2 and y.shape[-1] == 1:
+            y = ops.squeeze(y, axis=-1)
+        return ops.cast(y, "int32")
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError("ThreeWayModel does not support sample weights")
+        y = self._labels(y)
+        # A second line of defence for inputs that are neither arrays nor datasets (see fit).
+        backend.check_batch(x, y, num_classes=self.num_classes, bounds=self.attack.bounds if self.attack else None)
+        adversarial = self._adversarial_examples(x, y)
+        loss, aux, gradients = backend.value_and_weight_gradients(
+            lambda: self._objective(x, y, adversarial, training=True), self.trainable_variables
+        )
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return self._update_metrics(loss, aux, y, adversarial)
+
+    def test_step(self, data):
+        """Clean validation: L_ST and the accuracy of each way (no attack; see aatk.evaluate)."""
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        y = self._labels(y)
+        clean = self.way_logits(x, training=False)
+        l_st = ops.mean(L_ST(clean["standard"], clean["robust"], clean["non_robust"], y))
+        self._trackers["loss"].update_state(l_st)
+        logs = {"loss": self._trackers["loss"].result()}
+        if "l_st" in self._active_metrics:
+            self._trackers["l_st"].update_state(l_st)
+            logs["l_st"] = self._trackers["l_st"].result()
+        for way in WAYS:
+            tracker = self._trackers[f"acc_{_SHORT[way]}"]
+            tracker.update_state(y, clean[way])
+            logs[tracker.name] = tracker.result()
+        return logs
+
+    def _update_metrics(self, loss, aux, y, adversarial) -> dict:
+        self._trackers["loss"].update_state(loss)
+        for name, value in aux["terms"].items():
+            self._trackers[f"l_{name}"].update_state(value)
+        for way in WAYS:
+            self._trackers[f"acc_{_SHORT[way]}"].update_state(y, aux["clean"][way])
+        if "kept_s" in self._active_metrics:
+            self._trackers["kept_s"].update_state(ops.mean(adversarial["standard"]["kept"]))
+        if "kept_n" in self._active_metrics:
+            self._trackers["kept_n"].update_state(ops.mean(adversarial["non_robust"]["kept"]))
+        return {m.name: m.result() for m in self.metrics}
+
+    # --- input validation ----------------------------------------------------------------
+
+    def validate_inputs(self, x: Tensor, y: Tensor | None = None, *, name: str = "x") -> None:
+        """Checks a batch (or a whole array) before it reaches an attack or a train step.
+
+        Raises:
+            ValueError: On the wrong rank or per-example shape (e.g. channel count),
+                non-finite values, values outside the attack's bounds, labels that are
+                not integers in [0, C), or a label count that does not match.
+        """
+        array = np.asarray(ops.convert_to_numpy(x))
+        if self.input_example_shape is not None:
+            expected = self.input_example_shape
+            got = array.shape[1:]
+            if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
+                raise ValueError(
+                    f"{name} has per-example shape {got} but the model expects {expected} "
+                    f"(batch first: (batch, {', '.join(map(str, expected))}))"
+                )
+        if not np.issubdtype(array.dtype, np.number):
+            raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} holds {int((~np.isfinite(array)).sum())} non-finite value(s) (NaN or inf)")
+        if self.attack is not None:
+            self.attack.check_inputs(array, name=name)
+        if y is not None:
+            labels = np.asarray(ops.convert_to_numpy(y))
+            if labels.ndim == 2 and labels.shape[1] == 1:
+                labels = labels[:, 0]
+            if labels.ndim != 1:
+                raise ValueError(f"labels must be integer class indices of shape (batch,), got shape {labels.shape}")
+            if labels.shape[0] != array.shape[0]:
+                raise ValueError(f"{labels.shape[0]} labels for {array.shape[0]} inputs")
+            if not np.issubdtype(labels.dtype, np.integer):
+                if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
+                    raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise ValueError(
+                    f"labels must lie in [0, {self.num_classes}), found values in [{labels.min()}, {labels.max()}]"
+                )
+
+    def _checked_fit_data(self, x, y, name: str):
+        """Validates fit data before training; returns it, wrapped with per-batch checks if a dataset."""
+        if x is None:
+            return x
+        if hasattr(x, "take") and hasattr(x, "element_spec"):  # a tf.data.Dataset
+            for batch in x.take(1):  # the first batch eagerly, with the friendliest messages
+                inputs, labels, _ = keras.utils.unpack_x_y_sample_weight(batch)
+                self.validate_inputs(inputs, labels, name=name)
+            bounds = self.attack.bounds if self.attack is not None else None
+            return backend.checked_dataset(x, num_classes=self.num_classes, bounds=bounds)
+        if isinstance(x, (np.ndarray, list, tuple)) or hasattr(x, "shape"):
+            self.validate_inputs(x, y, name=name)
+        return x
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """``keras.Model.fit`` after checking the data; see :meth:`validate_inputs`.
+
+        Arrays are checked whole before training starts. A ``tf.data.Dataset`` is
+        checked by its first batch before training starts, and every later batch in
+        the input pipeline (which XLA cannot compile away); the train step checks its
+        batch again for other kinds of input. Nothing is clipped: a bad batch stops
+        training with an error.
+        """
+        if not self.compiled:
+            raise ValueError("call compile(optimizer=..., method=..., attack=...) before fit")
+        if not self.built and x is not None:
+            spec = getattr(x, "element_spec", None)
+            shape = tuple(spec[0].shape) if spec is not None else (None, *np.shape(x)[1:])
+            self.build(shape)
+        x = self._checked_fit_data(x, y, "x")
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, tuple) and len(validation) >= 2:
+            self._checked_fit_data(validation[0], validation[1], "validation_data")
+        elif validation is not None:
+            kwargs["validation_data"] = self._checked_fit_data(validation, None, "validation_data")
+        return super().fit(x, y, *args, **kwargs)
+
+    # --- serialisation -------------------------------------------------------------------
+
+    def get_config(self) -> dict:
+        return {
+            "encoder_r": keras.saving.serialize_keras_object(self.encoder_r),
+            "encoder_n": keras.saving.serialize_keras_object(self.encoder_n),
+            "num_classes": self.num_classes,
+            "hidden": self.hidden,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> ThreeWayModel:
+        config = dict(config)
+        encoder_r = keras.saving.deserialize_keras_object(config.pop("encoder_r"))
+        encoder_n = keras.saving.deserialize_keras_object(config.pop("encoder_n"))
+        return cls(encoder_r, encoder_n, **config)

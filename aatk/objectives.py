@@ -1,0 +1,162 @@
+"""The training objectives of the paper, one function per equation.
+
+Every function returns *per-example* losses (shape (batch,)); the train step
+averages their sum over the batch. Labels are integer class indices. Adversarial
+inputs and adversarial labels enter as constants: they are produced by an attack
+outside the gradient computation (Algorithm 1), and :func:`adversarial_labels`
+stops any gradient through the argmax.
+
+Paper: Section 2.3, Eq. 6–11, Algorithm 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from keras import ops
+
+Tensor = Any
+"""A backend tensor or array (``keras.ops`` accepts both)."""
+
+__all__ = [
+    "TERMS",
+    "METHODS",
+    "cross_entropy",
+    "adversarial_labels",
+    "L_ST",
+    "L_AS",
+    "L_AR",
+    "L_AN",
+    "resolve_method",
+]
+
+TERMS = ("st", "as", "ar", "an")
+"""The four loss terms: L_ST (Eq. 6), L_AS (Eq. 7), L_AR (Eq. 9), L_AN (Eq. 10)."""
+
+METHODS = {
+    "st": ("st",),  # Eq. 6: standard training of the three ways
+    "aat": ("st", "as"),  # Eq. 8
+    "aat++": ("st", "as", "ar", "an"),  # Eq. 11
+}
+"""Named methods as sets of terms."""
+
+
+def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """l(h(x), y): the per-example cross-entropy of logits against integer labels."""
+    return ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+
+
+def adversarial_labels(adversarial_logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """ŷ = argmax h(x_adv) and the mask of examples kept by Algorithm 1 (ŷ ≠ y).
+
+    Both are constants for the objective: ŷ is an argmax and the mask a comparison,
+    and neither passes a gradient.
+
+    Paper: Eq. 7 (ŷ_s), Eq. 10 (ŷ_n), Algorithm 1 ("if x_adv is misclassified").
+
+    Returns:
+        ``(predicted, kept)``: int32 labels ŷ and a float32 mask, both shape (batch,).
+    """
+    predicted = ops.stop_gradient(ops.cast(ops.argmax(adversarial_logits, axis=-1), "int32"))
+    kept = ops.stop_gradient(ops.cast(ops.not_equal(predicted, ops.cast(labels, "int32")), "float32"))
+    return predicted, kept
+
+
+def L_ST(standard_logits: Tensor, robust_logits: Tensor, non_robust_logits: Tensor, labels: Tensor) -> Tensor:
+    """Standard training of the three ways on natural data.
+
+    L_ST = l(h_s(x), y) + l(h_r(x), y) + l(h_n(x), y)
+
+    Paper: Eq. 6.
+    """
+    return (
+        cross_entropy(standard_logits, labels)
+        + cross_entropy(robust_logits, labels)
+        + cross_entropy(non_robust_logits, labels)
+    )
+
+
+def L_AS(
+    robust_logits_adv_s: Tensor,
+    non_robust_logits_adv_s: Tensor,
+    labels: Tensor,
+    adversarial_labels_s: Tensor,
+    kept_s: Tensor,
+) -> Tensor:
+    """The adversarial asymmetric loss on a standard-way adversarial example x_adv^s.
+
+    L_AS = l(h_r(x_adv^s), y) + l(h_n(x_adv^s), ŷ_s), counted only where ŷ_s ≠ y:
+    the robust way keeps the true label, the non-robust way learns the label the
+    attack pushed the standard way to.
+
+    Paper: Eq. 7 and Algorithm 1.
+
+    Args:
+        robust_logits_adv_s: h_r(x_adv^s).
+        non_robust_logits_adv_s: h_n(x_adv^s).
+        labels: True labels y.
+        adversarial_labels_s: ŷ_s = argmax h_s(x_adv^s) (a constant).
+        kept_s: 1 where ŷ_s ≠ y, else 0 (a constant).
+    """
+    return kept_s * (
+        cross_entropy(robust_logits_adv_s, labels)
+        + cross_entropy(non_robust_logits_adv_s, adversarial_labels_s)
+    )
+
+
+def L_AR(robust_logits_adv_r: Tensor, labels: Tensor) -> Tensor:
+    """Adversarial training of the robust way on its own adversarial example x_adv^r.
+
+    L_AR = l(h_r(x_adv^r), y). Eq. 9 is robust optimisation (Eq. 3) of the robust
+    way and, unlike Eq. 7 and Eq. 10, keeps every example: its label is the true
+    one, so an attack that failed still gives a valid (if easy) training pair.
+
+    Paper: Eq. 9.
+    """
+    return cross_entropy(robust_logits_adv_r, labels)
+
+
+def L_AN(non_robust_logits_adv_n: Tensor, adversarial_labels_n: Tensor, kept_n: Tensor) -> Tensor:
+    """The non-robust way learns the label of its own adversarial example x_adv^n.
+
+    L_AN = l(h_n(x_adv^n), ŷ_n), counted only where ŷ_n ≠ y.
+
+    Paper: Eq. 10.
+    """
+    return kept_n * cross_entropy(non_robust_logits_adv_n, adversarial_labels_n)
+
+
+def resolve_method(method: str | Iterable[str]) -> tuple[str, ...]:
+    """The loss terms of a method name or of an explicit subset of :data:`TERMS`.
+
+    Args:
+        method: ``"st"``, ``"aat"``, ``"aat++"``, or an iterable of term names such
+            as ``("st", "as", "an")`` (for ablations, Fig. 2b).
+
+    Returns:
+        The terms in canonical order.
+
+    Raises:
+        ValueError: On an unknown method or term, or an empty subset.
+
+    Example:
+        >>> resolve_method("aat++")
+        ('st', 'as', 'ar', 'an')
+        >>> resolve_method(["an", "st"])
+        ('st', 'an')
+    """
+    if isinstance(method, str):
+        key = method.lower()
+        if key not in METHODS:
+            raise ValueError(
+                f"method must be one of {sorted(METHODS)} or a subset of {TERMS}, got {method!r}"
+            )
+        return METHODS[key]
+    terms = [str(t).lower() for t in method]
+    unknown = [t for t in terms if t not in TERMS]
+    if unknown or not terms or len(set(terms)) != len(terms):
+        raise ValueError(
+            f"a method given as terms must be a non-empty subset of {TERMS} without repeats, got {list(method)}"
+        )
+    return tuple(t for t in TERMS if t in terms)

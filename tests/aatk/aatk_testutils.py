@@ -1,0 +1,80 @@
+"""Helpers for the aatk tests: tiny three-way models and numpy references.
+
+(A plain module beside the tests; the directory has no ``__init__.py``, so pytest
+puts it on ``sys.path``. The name is prefixed so it cannot clash with tests/theory.)
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from aatk import ThreeWayModel
+
+
+def mlp_encoder(input_dim: int = 6, width: int = 4, *, extra=(), name=None) -> keras.Sequential:
+    """Input → Dense(width, relu) → extra layers."""
+    return keras.Sequential(
+        [keras.Input((input_dim,)), keras.layers.Dense(width, activation="relu"), *extra], name=name
+    )
+
+
+def conv_encoder(shape=(4, 4, 1), width: int = 4) -> keras.Sequential:
+    """A 4×4×c image → Conv(3×3) → global average pool → vector of ``width``."""
+    return keras.Sequential(
+        [
+            keras.Input(shape),
+            keras.layers.Conv2D(width, 3, padding="same", activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+        ]
+    )
+
+
+def tiny_model(input_dim: int = 6, width: int = 4, num_classes: int = 3) -> ThreeWayModel:
+    return ThreeWayModel(mlp_encoder(input_dim, width), mlp_encoder(input_dim, width), num_classes=num_classes)
+
+
+def linear_encoder(input_dim: int, width: int) -> keras.Sequential:
+    """z = x @ W (single Dense, no bias, linear activation)."""
+    return keras.Sequential([keras.Input((input_dim,)), keras.layers.Dense(width, use_bias=False)])
+
+
+def hand_model(w_r, w_n, w1, b1, w2, b2) -> ThreeWayModel:
+    """A ThreeWayModel with linear encoders z_r = x W_r, z_n = x W_n and the head's weights set by hand."""
+    w_r, w_n = np.asarray(w_r, "float32"), np.asarray(w_n, "float32")
+    input_dim, width = w_r.shape
+    model = ThreeWayModel(
+        linear_encoder(input_dim, width), linear_encoder(input_dim, w_n.shape[1]),
+        num_classes=np.shape(b2)[0], hidden=np.shape(b1)[0],
+    )
+    model.encoder_r.layers[0].set_weights([w_r])
+    model.encoder_n.layers[0].set_weights([w_n])
+    model.head_hidden.set_weights([np.asarray(w1, "float32"), np.asarray(b1, "float32")])
+    model.head_logits.set_weights([np.asarray(w2, "float32"), np.asarray(b2, "float32")])
+    return model
+
+
+# --- numpy references -------------------------------------------------------------------
+
+
+def np_head(z_r, z_n, w1, b1, w2, b2):
+    hidden = np.maximum(np.concatenate([z_r, z_n], axis=-1) @ w1 + b1, 0.0)
+    return hidden @ w2 + b2
+
+
+def np_three_ways(x, w_r, w_n, w1, b1, w2, b2) -> dict:
+    """Eq. 4–5 in float64: logits of the standard, robust and non-robust way."""
+    x = np.asarray(x, np.float64)
+    z_r, z_n = x @ w_r, x @ w_n
+    return {
+        "standard": np_head(z_r, z_n, w1, b1, w2, b2),
+        "robust": np_head(z_r, np.zeros_like(z_n), w1, b1, w2, b2),
+        "non_robust": np_head(np.zeros_like(z_r), z_n, w1, b1, w2, b2),
+    }
+
+
+def np_cross_entropy(logits, labels):
+    logits = np.asarray(logits, np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return -log_softmax[np.arange(len(labels)), np.asarray(labels)]
