@@ -6,6 +6,8 @@ disentanglement (:func:`evaluate`). The exact theory of the paper's toy problem
 lives in the sibling package :mod:`theory`.
 """
 
+from aatk import backbones
+from aatk import datasets
 from aatk.attacks import PGD
 from aatk.evaluation import EvaluationReport, evaluate
 from aatk.model import WAYS, ThreeWayModel
@@ -24,5 +26,7 @@ __all__ = [
     "WAYS",
     "EvaluationReport",
     "ThreeWayModel",
+    "backbones",
+    "datasets",
     "evaluate",
 ]

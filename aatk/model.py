@@ -29,11 +29,13 @@ from aatk.objectives import (
     L_AR,
     L_AS,
     L_ST,
+    ONE_WAY_TERMS,
     TERMS,
     Tensor,
     adversarial_labels,
     cross_entropy,
-    resolve_method,
+    L_one_way,
+    resolve_weights,
 )
 
 __all__ = ["ThreeWayModel", "WAYS", "check_way"]
@@ -111,11 +113,13 @@ class ThreeWayModel(keras.Model):
         self.width_r: int | None = None
         self.width_n: int | None = None
         self.input_example_shape: tuple | None = None
+        self.method: str | list[str] = "st"
         self.terms: tuple[str, ...] = ("st",)
+        self.term_weights: dict[str, float] = {"st": 1.0}
         self.attack: PGD | None = None
         # Every metric is created here: Keras locks a model's state once it is built.
         self._trackers = {"loss": keras.metrics.Mean(name="loss")}
-        for term in TERMS:
+        for term in TERMS + ONE_WAY_TERMS:
             self._trackers[f"l_{term}"] = keras.metrics.Mean(name=f"l_{term}")
         for way in WAYS:
             short = _SHORT[way]
@@ -233,13 +237,16 @@ class ThreeWayModel(keras.Model):
                     "(see aatk.objectives) and the metrics are built in"
                 )
             kwargs.pop(forbidden, None)
-        terms = resolve_method(method)
-        if set(terms) - {"st"} and attack is None:
+        weights = resolve_weights(method)
+        terms = tuple(weights)
+        if {"as", "ar", "an"} & set(terms) and attack is None:
             raise ValueError(f"method {method!r} has adversarial terms and needs attack=aatk.PGD(...)")
         if attack is not None and not isinstance(attack, PGD):
             raise ValueError(f"attack must be an aatk.PGD, got {type(attack).__name__}")
         super().compile(optimizer=optimizer, **kwargs)
+        self.method = method if isinstance(method, str) else list(terms)
         self.terms = terms
+        self.term_weights = weights
         self.attack = attack
         self._active_metrics = (
             ("loss",)
@@ -259,7 +266,7 @@ class ThreeWayModel(keras.Model):
         config = super().get_compile_config()
         if config:
             config = dict(config)
-            config["method"] = list(self.terms)
+            config["method"] = self.method
             config["attack"] = None if self.attack is None else keras.saving.serialize_keras_object(self.attack)
         return config
 
@@ -298,6 +305,10 @@ class ThreeWayModel(keras.Model):
         per_example = {}
         if "st" in self.terms:
             per_example["st"] = L_ST(clean["standard"], clean["robust"], clean["non_robust"], y)
+        if "st_r" in self.terms:
+            per_example["st_r"] = L_one_way(clean["robust"], y)
+        if "st_n" in self.terms:
+            per_example["st_n"] = L_one_way(clean["non_robust"], y)
         if "as" in self.terms:
             adv = adversarial["standard"]
             logits = self.way_logits(adv["x"], ways=("robust", "non_robust"), training=training)
@@ -310,7 +321,9 @@ class ThreeWayModel(keras.Model):
             logits = self.way_logits(adv["x"], ways=("non_robust",), training=training)
             per_example["an"] = L_AN(logits["non_robust"], adv["labels"], adv["kept"])
         terms = {name: ops.mean(value) for name, value in per_example.items()}
-        total = sum(terms.values())
+        total = sum(self.term_weights[name] * value for name, value in terms.items())
+        if training and self.losses:  # weight regularisers of the encoders, if any
+            total = total + ops.sum(ops.stack(self.losses))
         return total, {"terms": terms, "clean": clean}
 
     def _labels(self, y):
@@ -330,7 +343,9 @@ class ThreeWayModel(keras.Model):
         loss, aux, gradients = backend.value_and_weight_gradients(
             lambda: self._objective(x, y, adversarial, training=True), self.trainable_variables
         )
-        self.optimizer.apply(gradients, self.trainable_variables)
+        # One-way baselines leave one encoder out of the loss: its weights get no gradient.
+        pairs = [(g, v) for g, v in zip(gradients, self.trainable_variables) if g is not None]
+        self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
         return self._update_metrics(loss, aux, y, adversarial)
 
     def test_step(self, data):
@@ -432,6 +447,12 @@ class ThreeWayModel(keras.Model):
             spec = getattr(x, "element_spec", None)
             shape = tuple(spec[0].shape) if spec is not None else (None, *np.shape(x)[1:])
             self.build(shape)
+        if not self.optimizer.built:
+            # Build the optimizer for every weight now: a one-way baseline updates only some of
+            # them, and an optimizer built from that subset would not match the one rebuilt on loading.
+            self.optimizer.build(self.trainable_variables)
+        if hasattr(x, "element_spec"):
+            kwargs.setdefault("shuffle", False)  # Keras ignores it for a dataset (and warns): it shuffles itself
         x = self._checked_fit_data(x, y, "x")
         validation = kwargs.get("validation_data")
         if isinstance(validation, tuple) and len(validation) >= 2:

@@ -29,6 +29,10 @@ __all__ = [
     "L_AR",
     "L_AN",
     "resolve_method",
+    "resolve_weights",
+    "L_one_way",
+    "BASELINES",
+    "ONE_WAY_TERMS",
 ]
 
 TERMS = ("st", "as", "ar", "an")
@@ -40,6 +44,16 @@ METHODS = {
     "aat++": ("st", "as", "ar", "an"),  # Eq. 11
 }
 """Named methods as sets of terms."""
+
+ONE_WAY_TERMS = ("st_r", "st_n")
+"""Clean cross-entropy of the robust way alone (l(h_r(x), y)) or the non-robust way alone."""
+
+BASELINES = {
+    "1way-st": {"st_n": 1.0},  # Sec. 3.1: standard training of the non-robust way only
+    "1way-at": {"ar": 1.0},  # Sec. 3.1: Madry's AT of the robust way only (Eq. 3 = Eq. 9)
+    "1way-at-half": {"st_r": 0.5, "ar": 0.5},  # footnote 2: half clean, half adversarial
+}
+"""One-way baselines in the three-way framework, as weighted terms (Sec. 3.1)."""
 
 
 def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
@@ -127,6 +141,29 @@ def L_AN(non_robust_logits_adv_n: Tensor, adversarial_labels_n: Tensor, kept_n: 
     return kept_n * cross_entropy(non_robust_logits_adv_n, adversarial_labels_n)
 
 
+def L_one_way(logits: Tensor, labels: Tensor) -> Tensor:
+    """One way trained alone on natural data: l(h(x), y) (the one-way ST baseline of Sec. 3.1)."""
+    return cross_entropy(logits, labels)
+
+
+def resolve_weights(method: str | Iterable[str]) -> dict[str, float]:
+    """The terms of a method with their weights in the total loss.
+
+    Paper methods and subsets of :data:`TERMS` weigh every term 1 (Eq. 8, Eq. 11);
+    the one-way baselines of :data:`BASELINES` are weighted sums of their own terms.
+
+    Raises:
+        ValueError: As :func:`resolve_method`.
+
+    Example:
+        >>> resolve_weights("1way-at-half")
+        {'st_r': 0.5, 'ar': 0.5}
+    """
+    if isinstance(method, str) and method.lower() in BASELINES:
+        return dict(BASELINES[method.lower()])
+    return {term: 1.0 for term in resolve_method(method)}
+
+
 def resolve_method(method: str | Iterable[str]) -> tuple[str, ...]:
     """The loss terms of a method name or of an explicit subset of :data:`TERMS`.
 
@@ -148,9 +185,12 @@ def resolve_method(method: str | Iterable[str]) -> tuple[str, ...]:
     """
     if isinstance(method, str):
         key = method.lower()
+        if key in BASELINES:
+            return tuple(BASELINES[key])
         if key not in METHODS:
             raise ValueError(
-                f"method must be one of {sorted(METHODS)} or a subset of {TERMS}, got {method!r}"
+                f"method must be one of {sorted(METHODS) + sorted(BASELINES)} or a subset of {TERMS}, "
+                f"got {method!r}"
             )
         return METHODS[key]
     terms = [str(t).lower() for t in method]

@@ -158,3 +158,29 @@ def test_pgd_serialisation_round_trip():
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(attack))
     assert isinstance(again, PGD) and again.get_config() == attack.get_config()
     assert repr(again) == repr(attack)
+
+
+@pytest.mark.parametrize("method", ["1way-st", "1way-at", "1way-at-half"])
+def test_one_way_baselines_train_one_way_and_keep_their_optimizer_state(tmp_path, method):
+    """A one-way baseline updates only its own encoder and the head; saving and loading keeps
+    the optimizer state of every weight (an optimizer built from the updated subset would not match)."""
+    import warnings
+
+    model = tiny_model()
+    attack = PGD(norm="linf", eps=0.1, step_size=0.05, steps=1)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), method=method, attack=attack)
+    x = np.random.default_rng(0).random((32, 6)).astype("float32")
+    y = np.arange(32) % 3
+    idle = model.encoder_r if method == "1way-st" else model.encoder_n
+    before = [np.array(w) for w in idle.get_weights()]
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, idle.get_weights())), "the other encoder moved"
+    expected = {"1way-st": {"l_st_n"}, "1way-at": {"l_ar"}, "1way-at-half": {"l_st_r", "l_ar"}}[method]
+    assert {k for k in history.history if k.startswith("l_")} == expected
+    model.save(tmp_path / "m.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Skipping variable loading for optimizer" would fail here
+        restored = keras.models.load_model(tmp_path / "m.keras")
+    for a, b in zip(model.optimizer.variables, restored.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert restored.term_weights == model.term_weights
