@@ -1,0 +1,28 @@
+"""The Example sections of the docstrings run and print what they say."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "theory._rational",
+    "theory.distributions",
+    "theory.classifiers",
+    "theory.exact",
+    "aatk.objectives",
+    "aatk.attacks",
+    "aatk.model",
+    "aatk.backbones",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    module = importlib.import_module(name)
+    extra = {"np": importlib.import_module("numpy"), "keras": importlib.import_module("keras")}
+    result = doctest.testmod(module, extraglobs=extra, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed"
