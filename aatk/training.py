@@ -192,7 +192,7 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
         model.compile(
             optimizer=build_optimizer(config, steps_per_epoch=steps_per_epoch),
             method=config.method,
-            attack=config.train_pgd() if set(model_terms(config)) & {"as", "ar", "an"} else None,
+            attack=config.train_pgd(),  # unused by methods without adversarial terms
             jit_compile=False,
         )
     # Clean validation on the test split after every epoch (cheap: no attack); the attacks
@@ -225,10 +225,3 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
     model.save(temporary)
     os.replace(temporary, out / "model.keras")
     return model
-
-
-def model_terms(config: Config) -> tuple[str, ...]:
-    """The loss terms the configuration trains with."""
-    from aatk.objectives import resolve_weights
-
-    return tuple(resolve_weights(config.method))
