@@ -6,7 +6,9 @@ disentanglement (:func:`evaluate`). The exact theory of the paper's toy problem
 lives in the sibling package :mod:`theory`.
 """
 
+from aatk import analysis
 from aatk import backbones
+from aatk import baselines
 from aatk import datasets
 from aatk.attacks import PGD
 from aatk.evaluation import EvaluationReport, evaluate
@@ -26,7 +28,9 @@ __all__ = [
     "WAYS",
     "EvaluationReport",
     "ThreeWayModel",
+    "analysis",
     "backbones",
+    "baselines",
     "datasets",
     "evaluate",
 ]

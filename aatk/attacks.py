@@ -243,6 +243,7 @@ class PGD:
             ValueError: On an unknown way, inputs outside the bounds or non-finite,
                 or labels of the wrong shape.
         """
+        from aatk.baselines import CombinedOneWay  # local: baselines imports this module
         from aatk.model import WAYS, ThreeWayModel, check_way  # local: model imports this module
 
         check_way(way)
@@ -250,7 +251,7 @@ class PGD:
         labels = np.asarray(ops.convert_to_numpy(y))
         if labels.ndim != 1 or labels.shape[0] != np.shape(x)[0]:
             raise ValueError(f"y must have shape ({np.shape(x)[0]},), got {labels.shape}")
-        is_three_way = isinstance(model, ThreeWayModel)
+        is_three_way = isinstance(model, (ThreeWayModel, CombinedOneWay))
         num_classes = model.num_classes if is_three_way else None
         if not np.issubdtype(labels.dtype, np.integer) or labels.min(initial=0) < 0:
             raise ValueError(f"y must hold non-negative integer class indices, got {labels.dtype} {labels[:5]}")

@@ -1,13 +1,22 @@
-"""The ``aatk`` command line: ``train``, ``evaluate`` and ``report``.
+"""The ``aatk`` command line: training, evaluation, baselines and analyses.
 
     aatk train --config configs/mnist_aat++.toml --data-dir ../shared/data
     aatk evaluate --run runs/mnist_aat++ --data-dir ../shared/data
     aatk report --runs runs/mnist_* --out table.md
+    aatk ablation --config configs/mnist_aat++.toml --epochs 1 --out runs/ablation
+    aatk analyze gradients --run runs/mnist_aat++ --out figures
+    aatk analyze inversion --run runs/mnist_aat++ --out figures
+    aatk analyze eps-curve --runs runs/mnist_st runs/mnist_aat++ --norm linf --out figures
+    aatk analyze detection --runs runs/mnist_aat runs/mnist_aat++ --out figures
+    aatk combine --st-run runs/mnist_st --at-run runs/mnist_at --out runs/mnist_st+at
+    aatk pseudo-inputs --config configs/mnist_pi.toml --st-run runs/mnist_st --at-run runs/mnist_at
 
 ``train`` writes a run folder (see :mod:`aatk.training`) and resumes it when run
 again; ``evaluate`` attacks the trained model with every test attack of its
 configuration and writes ``eval-<attack>.json`` and ``.md``; ``report`` gathers
-evaluations into one Markdown table in the layout of the paper's Table 3.
+evaluations into one Markdown table in the layout of the paper's Table 3;
+``ablation`` runs Fig. 2b (:mod:`aatk.ablation`); ``analyze``, ``combine`` (ST+AT)
+and ``pseudo-inputs`` (PI) are the analyses and baselines of :mod:`aatk.experiments`.
 Bad arguments or configurations get a one-line error and exit status 2.
 """
 
@@ -58,7 +67,85 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="gather evaluations into one Markdown table")
     report.add_argument("--runs", nargs="+", required=True, help="run folders")
     report.add_argument("--out", help="write the table to this file as well")
+
+    ablation = commands.add_parser("ablation", help="train and evaluate every combination of the four loss terms (Fig. 2b)")
+    ablation.add_argument("--config", required=True, help="the base configuration (its method is ignored)")
+    ablation.add_argument("--combinations", nargs="+", help="e.g. st st+as st+as+ar+an (default: all 15)")
+    ablation.add_argument("--epochs", type=int, help="override training.epochs")
+    ablation.add_argument("--subset", type=int, help="train on the first N training examples")
+    ablation.add_argument("--seed", type=int, help="override experiment.seed")
+    ablation.add_argument("--learning-rate", type=float, help="override training.learning_rate")
+    ablation.add_argument("--attack", help="the test attack (default: the configuration's first)")
+    ablation.add_argument("--eval-subset", type=int, help="evaluate on the first N test examples")
+    ablation.add_argument("--data-dir", help="folder of the original dataset files")
+    ablation.add_argument("--out", help="ablation folder (default: runs/<experiment.name>_ablation)")
+    ablation.add_argument("--verbose", default="auto", help="Keras progress: auto, 0, 1 or 2")
+
+    analyze = commands.add_parser("analyze", help="figures of trained runs: gradients, inversion, eps-curve, detection")
+    analyses = analyze.add_subparsers(dest="analysis", required=True, parser_class=_Parser)
+    for name, help_text in (
+        ("gradients", "input gradients of each way (App. D.1, Fig. 3)"),
+        ("inversion", "representation inversion from noise (App. D.2, Fig. 2a, 4)"),
+        ("eps-curve", "accuracy of each way against epsilon"),
+        ("detection", "detection and calibration, naive and adaptive attack, ROC curves (Table 4b)"),
+    ):
+        sub = analyses.add_parser(name, help=help_text)
+        sub.add_argument("--runs" if name in ("eps-curve", "detection") else "--run", required=True,
+                         nargs="+" if name in ("eps-curve", "detection") else None, help="run folder(s)")
+        sub.add_argument("--out", required=True, help="output folder")
+        sub.add_argument("--data-dir", help="folder of the original dataset files")
+        if name in ("gradients", "inversion"):
+            sub.add_argument("--per-class", type=int, default=1, help="test images per class (default 1)")
+        if name == "inversion":
+            sub.add_argument("--steps", type=int, help="optimisation steps (default per dataset)")
+            sub.add_argument("--step-size", type=float, help="step size (default per dataset)")
+            sub.add_argument("--seed", type=int, default=0)
+        if name == "eps-curve":
+            sub.add_argument("--norm", choices=("linf", "l2"), required=True)
+            sub.add_argument("--eps", type=float, nargs="+", help="the epsilon grid (default per dataset and norm)")
+            sub.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")
+        if name in ("eps-curve", "detection"):
+            sub.add_argument("--subset", type=int, default=1000, help="first N test examples (default 1000)")
+        if name == "detection":
+            sub.add_argument("--attack", help="test attack (default: each run's first)")
+
+    combine = commands.add_parser("combine", help="ST+AT: evaluate a one-way ST and a one-way AT run as one model")
+    combine.add_argument("--st-run", required=True)
+    combine.add_argument("--at-run", required=True)
+    combine.add_argument("--out", required=True, help="folder for the evaluations (then use 'aatk report')")
+    combine.add_argument("--data-dir")
+    combine.add_argument("--subset", type=int, help="evaluate on the first N test examples")
+
+    pseudo = commands.add_parser("pseudo-inputs", help="PI: build pseudo-input datasets and train on them")
+    pseudo.add_argument("--config", required=True, help="a configuration with method = 'pi'")
+    pseudo.add_argument("--st-run", required=True, help="a trained one-way ST run (non-robust dataset)")
+    pseudo.add_argument("--at-run", required=True, help="a trained one-way AT run (robust dataset)")
+    pseudo.add_argument("--epochs", type=int, help="override training.epochs")
+    pseudo.add_argument("--subset", type=int, help="use the first N training examples")
+    pseudo.add_argument("--learning-rate", type=float, help="override training.learning_rate")
+    pseudo.add_argument("--inversion-steps", type=int, default=200)
+    pseudo.add_argument("--inversion-step-size", type=float, default=0.1)
+    pseudo.add_argument("--targets", choices=("random", "deterministic"), default="random")
+    pseudo.add_argument("--data-dir")
+    pseudo.add_argument("--out", help="run folder (default: runs/<experiment.name>)")
+    pseudo.add_argument("--verbose", default="auto")
     return parser
+
+
+_OVERRIDES = (
+    ("epochs", "training.epochs"),
+    ("subset", "training.subset"),
+    ("seed", "experiment.seed"),
+    ("learning_rate", "training.learning_rate"),
+)
+
+
+def _config(args: argparse.Namespace):
+    """The configuration of ``--config`` with the command line's overrides."""
+    from aatk.configs import load_config
+
+    overrides = {key: getattr(args, flag) for flag, key in _OVERRIDES if getattr(args, flag, None) is not None}
+    return load_config(args.config, overrides=overrides)
 
 
 def _verbosity(text: str) -> int | str:
@@ -70,20 +157,9 @@ def _verbosity(text: str) -> int | str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from aatk.configs import load_config
     from aatk.training import train
 
-    overrides = {}
-    for flag, key in (
-        ("epochs", "training.epochs"),
-        ("subset", "training.subset"),
-        ("seed", "experiment.seed"),
-        ("learning_rate", "training.learning_rate"),
-    ):
-        value = getattr(args, flag)
-        if value is not None:
-            overrides[key] = value
-    config = load_config(args.config, overrides=overrides)
+    config = _config(args)
     out = Path(args.out) if args.out else Path("runs") / config.name
     train(config, out=out, data_dir=args.data_dir, verbose=_verbosity(args.verbose))
     print(f"{PROG}: trained {config.name} ({config.epochs} epochs) in {out}")
@@ -91,46 +167,27 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import keras
+    from aatk.training import evaluate_run
 
-    from aatk import datasets
-    from aatk.configs import validate
-    from aatk.evaluation import evaluate
-
-    run = Path(args.run)
-    if not (run / "model.keras").exists():
-        raise ValueError(f"{run} has no model.keras: run 'aatk train' to the end first")
-    resolved = json.loads((run / "config.json").read_text())
-    resolved.pop("source", None)
-    config = validate(resolved, source=str(run / "config.json"))
-    attacks = config.test_pgds()
-    if args.attack:
-        unknown = sorted(set(args.attack) - set(attacks))
-        if unknown:
-            raise ValueError(f"--attack {unknown[0]!r} is not a test attack of this run; known: {sorted(attacks)}")
-        attacks = {name: attacks[name] for name in args.attack}
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = keras.models.load_model(run / "model.keras")
-    x, y = datasets.load_arrays(config.dataset, "test", data_dir=args.data_dir, subset=args.subset)
-    for name, attack in attacks.items():
-        report = evaluate(model, (x, y), attack, batch_size=args.batch_size, adaptive=not args.no_adaptive)
-        record = {
-            "run": config.name,
-            "method": config.method if isinstance(config.method, str) else list(config.method),
-            "attack": name,
-            "attack_config": attack.get_config(),
-            "samples": report.samples,
-            "figures": dict(report),
-        }
-        (run / f"eval-{name}.json").write_text(json.dumps(record, indent=2))
-        (run / f"eval-{name}.md").write_text(f"# {config.name} under {name}\n\n{report.to_markdown()}\n")
-        print(f"{config.name} under {name}:\n{report}\n")
+    records = evaluate_run(
+        args.run, data_dir=args.data_dir, subset=args.subset, attacks=args.attack,
+        batch_size=args.batch_size, adaptive=not args.no_adaptive,
+    )
+    for record in records.values():
+        print(f"{record['run']} under {record['attack']}:\n{record['report']}\n")
     return 0
 
 
 _TABLE_COLUMNS = ("S", "R", "N", "R_adv", "N_adv", "DIA")
-_ONE_WAY = {"1way-st": ("N", "N_adv"), "1way-at": ("R", "R_adv"), "1way-at-half": ("R", "R_adv")}
+_ONE_WAY = {
+    "1way-st": ("N", "N_adv"),
+    "1way-at": ("R", "R_adv"),
+    "1way-at-half": ("R", "R_adv"),
+    # ST+AT has no standard way of its own (the paper reports none; ours is an ensemble).
+    "st+at": ("R", "N", "R_adv", "N_adv", "DIA"),
+}
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -165,13 +222,77 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablation(args: argparse.Namespace) -> int:
+    from aatk.ablation import ablation_table, parse_combination, run_ablation
+
+    config = _config(args)
+    combinations = [parse_combination(text) for text in args.combinations] if args.combinations else None
+    out = Path(args.out) if args.out else Path("runs") / f"{config.name}_ablation"
+    results = run_ablation(
+        config, out=out, combinations=combinations, attack=args.attack, eval_subset=args.eval_subset,
+        data_dir=args.data_dir, verbose=_verbosity(args.verbose),
+    )
+    print((out / "ablation.md").read_text())
+    print(f"{PROG}: {len(results)} combinations; table, JSON and bar chart in {out}")
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from aatk import experiments
+
+    if args.analysis == "gradients":
+        path = experiments.gradient_figure(args.run, out=args.out, data_dir=args.data_dir, per_class=args.per_class)
+    elif args.analysis == "inversion":
+        path = experiments.inversion_figure(
+            args.run, out=args.out, data_dir=args.data_dir, per_class=args.per_class,
+            steps=args.steps, step_size=args.step_size, seed=args.seed,
+        )
+    elif args.analysis == "eps-curve":
+        path = experiments.eps_curve_figure(
+            args.runs, out=args.out, norm=args.norm, data_dir=args.data_dir, subset=args.subset,
+            eps_values=args.eps, steps=args.steps,
+        )
+    else:
+        path = experiments.detection_figure(args.runs, out=args.out, attack=args.attack, data_dir=args.data_dir,
+                                            subset=args.subset)
+        print(path.read_text())
+    print(f"{PROG}: wrote {path}")
+    return 0
+
+
+def _combine(args: argparse.Namespace) -> int:
+    from aatk.experiments import combine_runs
+
+    records = combine_runs(args.st_run, args.at_run, out=args.out, data_dir=args.data_dir, subset=args.subset)
+    for record in records.values():
+        print(f"ST+AT ({record['run']}) under {record['attack']}:\n{record['report']}\n")
+    return 0
+
+
+def _pseudo_inputs(args: argparse.Namespace) -> int:
+    from aatk.experiments import pseudo_input_run
+
+    config = _config(args)
+    out = Path(args.out) if args.out else Path("runs") / config.name
+    pseudo_input_run(
+        config, st_run=args.st_run, at_run=args.at_run, out=out, data_dir=args.data_dir,
+        inversion_steps=args.inversion_steps, inversion_step_size=args.inversion_step_size,
+        targets=args.targets, verbose=_verbosity(args.verbose),
+    )
+    print(f"{PROG}: trained {config.name} on pseudo-inputs in {out}; evaluate it with 'aatk evaluate --run {out}'")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``aatk`` / ``python -m aatk``; returns the exit status."""
     from aatk.configs import ConfigError
 
     try:
         args = _parser().parse_args(argv)
-        handler = {"train": _train, "evaluate": _evaluate, "report": _report}[args.command]
+        handler = {
+            "train": _train, "evaluate": _evaluate, "report": _report, "ablation": _ablation,
+            "analyze": _analyze, "combine": _combine, "pseudo-inputs": _pseudo_inputs,
+        }[args.command]
         return handler(args)
     except (_ArgumentError, ConfigError, ValueError, FileNotFoundError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

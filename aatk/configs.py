@@ -23,6 +23,9 @@ from typing import Any
 from aatk.attacks import PGD
 from aatk.objectives import BASELINES, METHODS, TERMS
 
+PSEUDO_INPUT_METHOD = "pi"
+"""The method name of the pseudo-input baseline (Sec. 3.1), trained by ``aatk pseudo-inputs``."""
+
 __all__ = [
     "ATTACK_PRESETS",
     "Config",
@@ -253,9 +256,9 @@ def validate(data: dict, *, source: str = "<dict>") -> Config:
         raise ConfigError(f"experiment.backbone: must be one of {_BACKBONES}, got {experiment['backbone']!r}")
     method = experiment["method"]
     if isinstance(method, str):
-        if method not in METHODS and method not in BASELINES:
+        if method not in METHODS and method not in BASELINES and method != PSEUDO_INPUT_METHOD:
             raise ConfigError(
-                f"experiment.method: must be one of {sorted(METHODS) + sorted(BASELINES)} "
+                f"experiment.method: must be one of {sorted(METHODS) + sorted(BASELINES) + [PSEUDO_INPUT_METHOD]} "
                 f"or a list of terms from {TERMS}, got {method!r}"
             )
     else:

@@ -40,12 +40,20 @@ class EvaluationReport(dict):
     Attributes:
         samples: Number of test examples evaluated.
         attack: The attack used.
+        details: Per-example arrays behind the figures, for plots (ROC curves,
+            confusion of the ways): ``details["labels"]`` (samples,) and, for each
+            input group — ``"clean"``, ``"robust_attack"``, ``"non_robust_attack"``,
+            ``"standard_attack"`` and, if run, ``"adaptive_attack"`` — a dict of the
+            predicted class of each way evaluated on it (``"standard"``, ``"robust"``,
+            ``"non_robust"``) and, where both the robust and the non-robust way were
+            evaluated, the detection ``"score"`` (:func:`detection_score`).
     """
 
-    def __init__(self, figures: dict, *, samples: int, attack: PGD) -> None:
+    def __init__(self, figures: dict, *, samples: int, attack: PGD, details: dict | None = None) -> None:
         super().__init__(figures)
         self.samples = samples
         self.attack = attack
+        self.details = details if details is not None else {}
 
     def to_markdown(self) -> str:
         """A Markdown table, one row per figure, in percent."""
@@ -84,17 +92,45 @@ def detection_score(robust_logits, non_robust_logits):
     return 0.5 * kl(p, m) + 0.5 * kl(q, m)
 
 
+def _checked_scores(scores, positives) -> tuple[np.ndarray, np.ndarray]:
+    """Scores as float64 and positives as bool, both 1-D of one length, or ValueError."""
+    scores_in = np.asarray(scores)
+    if scores_in.dtype == bool or not (
+        np.issubdtype(scores_in.dtype, np.integer) or np.issubdtype(scores_in.dtype, np.floating)
+    ):
+        raise ValueError(f"scores must be real numbers, got dtype {scores_in.dtype}")
+    scores_in = scores_in.astype(np.float64)
+    labels = np.asarray(positives)
+    if scores_in.ndim != 1:
+        raise ValueError(f"scores must be 1-D (one score per example), got shape {scores_in.shape}")
+    if labels.shape != scores_in.shape:
+        raise ValueError(f"positives has shape {labels.shape} but scores has shape {scores_in.shape}; they must match")
+    if labels.dtype != bool:
+        if not (np.issubdtype(labels.dtype, np.number) and np.isin(labels, (0, 1)).all()):
+            raise ValueError("positives must be booleans (or 0/1): True for a positive (adversarial) example")
+        labels = labels.astype(bool)
+    finite = np.isfinite(scores_in)
+    if not finite.all():
+        raise ValueError(f"scores hold {int((~finite).sum())} non-finite value(s) (NaN or inf)")
+    n_pos = int(labels.sum())
+    if n_pos == 0 or n_pos == labels.size:
+        raise ValueError(
+            f"a ROC curve needs both positive and negative examples, got {n_pos} positive(s) "
+            f"and {labels.size - n_pos} negative(s)"
+        )
+    return scores_in, labels
+
+
 def roc_auc(scores: np.ndarray, positives: np.ndarray) -> float:
     """Area under the ROC curve, exactly, by the Mann–Whitney statistic (ties count ½).
 
     Raises:
-        ValueError: If there is no positive or no negative example.
+        ValueError: If the scores are not finite real numbers, the shapes differ,
+            positives are not booleans (or 0/1), or there is no positive or no
+            negative example.
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    positives = np.asarray(positives, dtype=bool)
+    scores, positives = _checked_scores(scores, positives)
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("ROC AUC needs both positive and negative examples")
     ranks = stats.rankdata(scores)
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -213,7 +249,8 @@ def evaluate(
       adaptive examples. A detector is only as good as its worst attack.
 
     Args:
-        model: The three-way model (evaluated in inference mode).
+        model: The three-way model (evaluated in inference mode), or a
+            :class:`aatk.baselines.CombinedOneWay` (ST+AT).
         dataset: A ``tf.data.Dataset`` of (x, y) batches, or a tuple (x, y) of arrays.
         attack: The test attack (e.g. Table 4a's configuration).
         adaptive: Also run the adaptive attack on the detector.
@@ -227,8 +264,12 @@ def evaluate(
         ValueError: On inputs outside the attack's bounds, non-finite inputs, bad labels,
             or an empty dataset.
     """
-    if not isinstance(model, ThreeWayModel):
-        raise ValueError(f"model must be an aatk.ThreeWayModel, got {type(model).__name__}")
+    from aatk.baselines import CombinedOneWay  # local: aatk.baselines imports aatk.model and aatk.attacks
+
+    if not isinstance(model, (ThreeWayModel, CombinedOneWay)):
+        raise ValueError(
+            f"model must be an aatk.ThreeWayModel or aatk.baselines.CombinedOneWay, got {type(model).__name__}"
+        )
     if not isinstance(attack, PGD):
         raise ValueError(f"attack must be an aatk.PGD, got {type(attack).__name__}")
     evaluate_batch = _batch_evaluator(model, attack, adaptive)
@@ -276,4 +317,4 @@ def evaluate(
         figures["S_adv_adaptive"] = accuracy(adaptive_attack["standard"])
         for key in ("RAD", "calibrated_acc", "AUC", "evasion"):
             figures[f"{key}_adaptive"] = detection[key]
-    return EvaluationReport(figures, samples=int(labels.size), attack=attack)
+    return EvaluationReport(figures, samples=int(labels.size), attack=attack, details={"labels": labels, **out})

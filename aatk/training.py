@@ -24,10 +24,10 @@ import numpy as np
 import tensorflow as tf
 
 from aatk import backbones, datasets
-from aatk.configs import Config
+from aatk.configs import PSEUDO_INPUT_METHOD, Config
 from aatk.model import ThreeWayModel
 
-__all__ = ["build_model", "build_optimizer", "epoch_batches", "train", "RunError"]
+__all__ = ["build_model", "build_optimizer", "epoch_batches", "evaluate_run", "load_run_config", "train", "RunError"]
 
 
 class RunError(ValueError):
@@ -164,6 +164,11 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
     Raises:
         RunError: If ``out`` holds a run of a different configuration.
     """
+    if config.method == PSEUDO_INPUT_METHOD:
+        raise RunError(
+            f"method {PSEUDO_INPUT_METHOD!r} trains on pseudo-inputs built from two trained runs: "
+            "use 'aatk pseudo-inputs --config ... --st-run ... --at-run ...'"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = _fingerprint(config)
@@ -225,3 +230,81 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
     model.save(temporary)
     os.replace(temporary, out / "model.keras")
     return model
+
+
+def load_run_config(run: str | Path) -> Config:
+    """The validated configuration of a run folder written by :func:`train`.
+
+    Raises:
+        RunError: If the folder has no ``config.json`` or no finished ``model.keras``.
+    """
+    from aatk.configs import validate
+
+    run = Path(run)
+    if not (run / "config.json").exists():
+        raise RunError(f"{run} is not a run folder (no config.json): run 'aatk train' first")
+    if not (run / "model.keras").exists():
+        raise RunError(f"{run} has no model.keras: run 'aatk train' to the end first")
+    resolved = json.loads((run / "config.json").read_text())
+    resolved.pop("source", None)
+    return validate(resolved, source=str(run / "config.json"))
+
+
+def evaluate_run(
+    run: str | Path,
+    *,
+    data_dir: str | None = None,
+    subset: int | None = None,
+    attacks: list[str] | None = None,
+    batch_size: int = 500,
+    adaptive: bool = True,
+) -> dict[str, dict]:
+    """Evaluates a finished run under its configuration's test attacks and writes the results.
+
+    For every attack ``name`` it writes ``eval-<name>.json`` (the figures, the attack's
+    configuration and the number of test examples) and ``eval-<name>.md`` in the run folder.
+
+    Args:
+        run: The run folder.
+        data_dir: Folder of the original dataset files (default ``AATK_DATA_DIR`` or tfds).
+        subset: Evaluate on the first N test examples (default: all).
+        attacks: Names of the test attacks to run (default: all of the configuration's).
+        batch_size: Evaluation batch size.
+        adaptive: Also run the adaptive attack on the detector.
+
+    Returns:
+        attack name → the record written to ``eval-<name>.json``, plus the
+        :class:`~aatk.EvaluationReport` under ``"report"``.
+
+    Raises:
+        RunError: If ``run`` is not a finished run folder.
+        ValueError: If an attack is not one of the run's test attacks.
+    """
+    from aatk.evaluation import evaluate
+
+    run = Path(run)
+    config = load_run_config(run)
+    configured = config.test_pgds()
+    if attacks:
+        unknown = sorted(set(attacks) - set(configured))
+        if unknown:
+            raise ValueError(f"attack {unknown[0]!r} is not a test attack of this run; known: {sorted(configured)}")
+        configured = {name: configured[name] for name in attacks}
+    model = keras.models.load_model(run / "model.keras")
+    x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=subset)
+    records = {}
+    for name, attack in configured.items():
+        report = evaluate(model, (x, y), attack, batch_size=batch_size, adaptive=adaptive)
+        record = {
+            "run": config.name,
+            "method": config.method if isinstance(config.method, str) else list(config.method),
+            "attack": name,
+            "attack_config": attack.get_config(),
+            "samples": report.samples,
+            "epochs": config.epochs,
+            "figures": dict(report),
+        }
+        _atomic_write(run / f"eval-{name}.json", json.dumps(record, indent=2))
+        _atomic_write(run / f"eval-{name}.md", f"# {config.name} under {name}\n\n{report.to_markdown()}\n")
+        records[name] = {**record, "report": report}
+    return records

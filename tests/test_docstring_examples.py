@@ -16,6 +16,14 @@ MODULES = [
     "aatk.attacks",
     "aatk.model",
     "aatk.backbones",
+    "aatk.baselines",
+    "aatk.ablation",
+    "aatk.experiments",
+    "aatk.analysis.gradients",
+    "aatk.analysis.curves",
+    "aatk.analysis.detection",
+    "aatk.analysis.inversion",
+    "aatk.analysis.plots",
 ]
 
 

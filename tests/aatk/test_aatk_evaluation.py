@@ -186,3 +186,18 @@ def test_detection_score_reaches_log_2_for_disjoint_predictions():
     robust = np.array([[50.0, -50.0], [0.0, 0.0]], "float32")
     non_robust = np.array([[-50.0, 50.0], [0.0, 0.0]], "float32")
     np.testing.assert_allclose(np.asarray(detection_score(robust, non_robust)), [math.log(2), 0.0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "scores, positives, message",
+    [
+        ([0.1, np.nan, 0.3], [0, 1, 1], "non-finite"),
+        ([0.1, 0.2], [0, 1, 1], "shape"),
+        ([0.1, 0.2, 0.3], [0, 2, 1], "booleans"),
+        ([[0.1, 0.2]], [[0, 1]], "1-D"),
+        (["a", "b"], [0, 1], "real numbers"),
+    ],
+)
+def test_roc_auc_rejects_bad_inputs(scores, positives, message):
+    with pytest.raises(ValueError, match=message):
+        roc_auc(scores, positives)

@@ -191,4 +191,7 @@ def test_evaluate_and_report_need_finished_runs(tmp_path: Path, capsys) -> None:
     assert main(["evaluate", "--run", str(tmp_path)]) == 2
     assert main(["report", "--runs", str(tmp_path)]) == 2
     errors = capsys.readouterr().err
-    assert "no model.keras" in errors and "no evaluation" in errors
+    assert "not a run folder (no config.json)" in errors and "no evaluation" in errors
+    (tmp_path / "config.json").write_text("{}")
+    assert main(["evaluate", "--run", str(tmp_path)]) == 2
+    assert "no model.keras" in capsys.readouterr().err

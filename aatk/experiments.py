@@ -1,0 +1,428 @@
+"""The analyses of Section 3.3 and Appendix D on trained runs: each writes its table or figure.
+
+These are the functions behind ``aatk analyze …``, ``aatk combine`` and
+``aatk pseudo-inputs``. Each takes run folders written by ``aatk train``, runs one
+analysis from :mod:`aatk.analysis` or :mod:`aatk.baselines` on the test set, and
+writes its results to an output folder: a JSON file of the numbers and a PNG (or a
+Markdown table). Nothing here trains a model except :func:`pseudo_input_run`.
+
+Paper: Section 3.1 (baselines), Section 3.3 (ablation, detection, visualisation),
+Table 4b, Appendix D (gradients, inversion), Figures 2–4.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from aatk import datasets
+from aatk.attacks import PGD
+from aatk.configs import Config
+from aatk.model import WAYS
+
+__all__ = [
+    "EPS_GRIDS",
+    "INVERSION_DEFAULTS",
+    "PI_NON_ROBUST_ATTACKS",
+    "class_examples",
+    "combine_runs",
+    "detection_figure",
+    "eps_curve_figure",
+    "gradient_figure",
+    "inversion_figure",
+    "pseudo_input_run",
+]
+
+EPS_GRIDS: dict[tuple[str, str], tuple[float, ...]] = {
+    ("mnist", "linf"): (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
+    ("mnist", "l2"): (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
+    ("cifar10", "linf"): (0.0, 2 / 255, 4 / 255, 6 / 255, 8 / 255, 12 / 255, 16 / 255),
+    ("cifar10", "l2"): (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
+}
+"""Default ε grids of :func:`eps_curve_figure`: each reaches past the paper's training budget
+(MNIST ℓ∞ 0.3 as in YOPO/Madry; CIFAR-10 ℓ∞ 8/255 and ℓ2 0.3 of Table 4a) far enough to show
+where each way breaks."""
+
+INVERSION_DEFAULTS: dict[str, dict[str, float]] = {
+    "mnist": {"steps": 1000, "step_size": 0.1},
+    "cifar10": {"steps": 10000, "step_size": 1.0},  # Appendix D.2
+}
+"""Default steps and step size of :func:`inversion_figure` per dataset (CIFAR-10: Appendix D.2)."""
+
+
+PI_NON_ROBUST_ATTACKS: dict[str, dict] = {
+    # Ilyas et al. (2019), Table 4 (CIFAR-10 D_rand / D_det): l2, eps 0.5, step 0.1, 100 steps.
+    "cifar10": {"norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": 100, "random_start": False, "bounds": (0.0, 1.0)},
+    # No MNIST construction was published; the YOPO/Madry MNIST budget (linf 0.3, step 0.01) with
+    # Madry's 40 training steps, so that the targeted attack can reach its target.
+    "mnist": {"norm": "linf", "eps": 0.3, "step_size": 0.01, "steps": 40, "random_start": False, "bounds": (0.0, 1.0)},
+}
+"""The targeted attack that builds the non-robust pseudo-input dataset, per dataset."""
+
+
+def _load(run: str | Path) -> tuple[Config, keras.Model]:
+    from aatk.training import load_run_config
+
+    config = load_run_config(run)
+    return config, keras.models.load_model(Path(run) / "model.keras")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from aatk.training import _atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, json.dumps(data, indent=2))
+
+
+def class_examples(x: np.ndarray, y: np.ndarray, *, per_class: int = 1, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``per_class`` examples of each class, in class order (for figures).
+
+    Raises:
+        ValueError: If a class has fewer than ``per_class`` examples.
+
+    Example:
+        >>> x = np.arange(6).reshape(6, 1); y = np.array([1, 0, 1, 0, 2, 2])
+        >>> class_examples(x, y, num_classes=3)[0].ravel().tolist()
+        [1, 0, 4]
+    """
+    if per_class < 1:
+        raise ValueError(f"per_class must be >= 1, got {per_class}")
+    indices = []
+    for label in range(num_classes):
+        found = np.flatnonzero(y == label)[:per_class]
+        if found.size < per_class:
+            raise ValueError(f"class {label} has {found.size} example(s) in the data, {per_class} needed")
+        indices.extend(found.tolist())
+    indices = np.asarray(indices)
+    return x[indices], y[indices]
+
+
+def _test_examples(config: Config, data_dir: str | None, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    meta = datasets.info(config.dataset)
+    x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=min(10_000, 200 * per_class * meta.num_classes))
+    return class_examples(x, y, per_class=per_class, num_classes=meta.num_classes)
+
+
+def gradient_figure(run: str | Path, *, out: str | Path, data_dir: str | None = None, per_class: int = 1) -> Path:
+    """Input gradients of each way's loss on natural test images, as a PNG grid (Fig. 3).
+
+    Rows: the natural images (the first ``per_class`` test images of each class), then
+    the gradient of the standard, robust and non-robust way's cross-entropy, each shown
+    with Appendix D.1's transform (:func:`aatk.analysis.gradient_image`).
+
+    Paper: Appendix D.1, Figure 3.
+
+    Returns:
+        The PNG's path, ``out/gradients.png``.
+    """
+    from aatk.analysis import gradient_image, image_grid, input_gradients
+
+    config, model = _load(run)
+    x, y = _test_examples(config, data_dir, per_class)
+    gradients = input_gradients(model, x, y, ways=WAYS)
+    rows = {"natural": x}
+    rows.update({f"∇ {way.replace('_', '-')} way": gradient_image(gradients[way]) for way in WAYS})
+    return image_grid(rows, Path(out) / "gradients.png", column_titles=[str(int(c)) for c in y],
+                      title=f"Input gradients, {config.name}")
+
+
+def inversion_figure(
+    run: str | Path,
+    *,
+    out: str | Path,
+    data_dir: str | None = None,
+    per_class: int = 1,
+    steps: int | None = None,
+    step_size: float | None = None,
+    seed: int = 0,
+) -> Path:
+    """Inverts the robust and the non-robust representation of test images from noise (Fig. 2a, 4).
+
+    Rows: the target images, the robust-representation inversion and the
+    non-robust-representation inversion. The final representation distances are
+    written beside the figure (``out/inversion.json``): an inversion that did not
+    converge is visible there.
+
+    Paper: Appendix D.2, Figures 2a and 4.
+
+    Returns:
+        The PNG's path, ``out/inversion.png``.
+    """
+    from aatk.analysis import image_grid, invert_representation
+
+    config, model = _load(run)
+    defaults = INVERSION_DEFAULTS[config.dataset]
+    steps = int(defaults["steps"]) if steps is None else steps
+    step_size = float(defaults["step_size"]) if step_size is None else step_size
+    x, y = _test_examples(config, data_dir, per_class)
+    rows, record = {"target": x}, {"run": config.name, "steps": steps, "step_size": step_size, "seed": seed}
+    for representation in ("robust", "non_robust"):
+        result = invert_representation(
+            model, x, representation=representation, start="noise", steps=steps, step_size=step_size, seed=seed
+        )
+        rows[f"{representation.replace('_', '-')} inversion"] = result.images
+        record[representation] = {
+            "initial_distance": np.asarray(result.initial_distances).tolist(),
+            "final_distance": np.asarray(result.distances).tolist(),
+        }
+    _write_json(Path(out) / "inversion.json", record)
+    return image_grid(rows, Path(out) / "inversion.png", column_titles=[str(int(c)) for c in y],
+                      title=f"Representation inversion from noise, {config.name} ({steps} steps)")
+
+
+def eps_curve_figure(
+    runs: Sequence[str | Path],
+    *,
+    out: str | Path,
+    norm: str,
+    data_dir: str | None = None,
+    subset: int = 1000,
+    eps_values: Sequence[float] | None = None,
+    steps: int = 10,
+) -> Path:
+    """Accuracy of each way against the attack budget ε, one panel per run.
+
+    Each way is attacked on its own loss (as R_adv and N_adv are), with PGD of
+    ``steps`` steps of size 2.5·ε/steps. The numbers go to ``out/eps-<norm>.json``.
+
+    Returns:
+        The PNG's path, ``out/eps-<norm>.png``.
+
+    Raises:
+        ValueError: If the runs are of different datasets, or no run is given.
+    """
+    from aatk.analysis import accuracy_vs_eps, plot_accuracy_vs_eps
+
+    if not runs:
+        raise ValueError("give at least one run folder")
+    loaded = [_load(run) for run in runs]
+    names = {config.dataset for config, _ in loaded}
+    if len(names) != 1:
+        raise ValueError(f"the runs are of different datasets ({sorted(names)}); compare runs of one dataset")
+    dataset = names.pop()
+    grid = tuple(EPS_GRIDS[(dataset, norm)] if eps_values is None else eps_values)
+    x, y = datasets.load_arrays(dataset, "test", data_dir=data_dir, subset=subset)
+    curves, record = {}, {"norm": norm, "steps": steps, "samples": int(len(y)), "eps": list(grid), "runs": {}}
+    for config, model in loaded:
+        curve = accuracy_vs_eps(model, x, y, norm=norm, eps_values=grid, steps=steps)
+        curves[config.name] = curve
+        record["runs"][config.name] = {way: np.asarray(acc).tolist() for way, acc in curve["accuracy"].items()}
+    _write_json(Path(out) / f"eps-{norm}.json", record)
+    return plot_accuracy_vs_eps(curves, Path(out) / f"eps-{norm}.png",
+                                title=f"Accuracy of each way under PGD-{steps} ({norm}), {len(y)} test images")
+
+
+def detection_figure(
+    runs: Sequence[str | Path],
+    *,
+    out: str | Path,
+    attack: str | None = None,
+    data_dir: str | None = None,
+    subset: int = 1000,
+) -> Path:
+    """Detection and calibration (Table 4b) with the naive and the adaptive attack, and ROC curves.
+
+    For each run: RAD, raw and calibrated accuracy on the equal mixture of natural and
+    standard-way adversarial test images (Table 4b), the ROC AUC of the continuous score,
+    and the same figures when the attacker knows the detector (the adaptive attack of
+    :func:`aatk.evaluate`). Writes ``out/detection.md`` (the table), ``out/detection.json``
+    and ``out/roc-<run>.png`` (naive and adaptive ROC curves of each run).
+
+    Paper: Section 2.4 (Eq. 12), Section 3.3, Table 4b.
+
+    Returns:
+        The path of ``out/detection.md``.
+    """
+    from aatk.analysis import detection_curves, plot_roc
+    from aatk.evaluation import evaluate
+    from aatk.training import _atomic_write
+
+    if not runs:
+        raise ValueError("give at least one run folder")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, record = [], {}
+    for run in runs:
+        config, model = _load(run)
+        name = attack or next(iter(config.test_attacks))
+        pgds = config.test_pgds()
+        if name not in pgds:
+            raise ValueError(f"{run}: {name!r} is not a test attack of this run; known: {sorted(pgds)}")
+        x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=subset)
+        report = evaluate(model, (x, y), pgds[name], adaptive=True)
+        curves = detection_curves(report)
+        plot_roc(curves, out / f"roc-{config.name}.png", title=f"Detection score (JS divergence), {config.name}, {name}")
+        figures = {key: report[key] for key in ("RAD", "raw_acc", "calibrated_acc", "AUC", "S_adv_s",
+                                                "RAD_adaptive", "calibrated_acc_adaptive", "AUC_adaptive",
+                                                "S_adv_adaptive", "evasion", "evasion_adaptive")}
+        record[config.name] = {"attack": name, "samples": report.samples, "figures": figures}
+        rows.append(
+            f"| {config.name} | {name} | "
+            + " | ".join(f"{100 * figures[k]:.1f}" for k in ("RAD", "raw_acc", "calibrated_acc", "AUC", "evasion",
+                                                             "RAD_adaptive", "calibrated_acc_adaptive", "AUC_adaptive",
+                                                             "evasion_adaptive"))
+            + " |"
+        )
+    table = "\n".join(
+        [
+            f"Equal mixture of {subset} natural test images and their adversarial examples. Percent.",
+            "",
+            "| run | attack | RAD | raw | calibrated | AUC | evasion | RAD (adaptive) | calibrated (adaptive) "
+            "| AUC (adaptive) | evasion (adaptive) |",
+            "|---|---|" + "---|" * 9,
+            *rows,
+        ]
+    )
+    _write_json(out / "detection.json", record)
+    _atomic_write(out / "detection.md", table + "\n")
+    return out / "detection.md"
+
+
+def combine_runs(
+    st_run: str | Path,
+    at_run: str | Path,
+    *,
+    out: str | Path,
+    data_dir: str | None = None,
+    subset: int | None = None,
+    adaptive: bool = False,
+) -> dict[str, dict]:
+    """ST+AT of Section 3.1: evaluates a one-way ST and a one-way AT run as one three-way model.
+
+    Writes ``eval-<attack>.json`` and ``.md`` for every test attack the two runs share
+    into ``out``, in the format of ``aatk evaluate`` (so that ``aatk report`` lists it).
+
+    Paper: Section 3.1 ("ST+AT"), Tables 1–3.
+
+    Raises:
+        ValueError: If the runs are not a "1way-st" and a "1way-at"/"1way-at-half" run
+            of one dataset, or share no test attack.
+    """
+    from aatk.baselines import CombinedOneWay
+    from aatk.evaluation import evaluate
+    from aatk.training import _atomic_write
+
+    st_config, st_model = _load(st_run)
+    at_config, at_model = _load(at_run)
+    if st_config.method != "1way-st":
+        raise ValueError(f"{st_run} was trained with method {st_config.method!r}; ST+AT needs a '1way-st' run")
+    if at_config.method not in ("1way-at", "1way-at-half"):
+        raise ValueError(f"{at_run} was trained with method {at_config.method!r}; ST+AT needs a '1way-at' or '1way-at-half' run")
+    if st_config.dataset != at_config.dataset:
+        raise ValueError(f"the runs are of different datasets: {st_config.dataset} and {at_config.dataset}")
+    shared = [name for name in st_config.test_attacks if name in at_config.test_attacks]
+    if not shared:
+        raise ValueError("the two runs share no test attack")
+    model = CombinedOneWay(st_model=st_model, at_model=at_model)
+    x, y = datasets.load_arrays(st_config.dataset, "test", data_dir=data_dir, subset=subset)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pgds = st_config.test_pgds()
+    records = {}
+    for name in shared:
+        report = evaluate(model, (x, y), pgds[name], adaptive=adaptive)
+        record = {
+            "run": f"{st_config.name}+{at_config.name}",
+            "method": "st+at",
+            "attack": name,
+            "attack_config": pgds[name].get_config(),
+            "samples": report.samples,
+            "epochs": [st_config.epochs, at_config.epochs],
+            "figures": dict(report),
+        }
+        _atomic_write(out / f"eval-{name}.json", json.dumps(record, indent=2))
+        _atomic_write(out / f"eval-{name}.md", f"# ST+AT ({record['run']}) under {name}\n\n{report.to_markdown()}\n")
+        records[name] = {**record, "report": report}
+    return records
+
+
+def pseudo_input_run(
+    config: Config,
+    *,
+    st_run: str | Path,
+    at_run: str | Path,
+    out: str | Path,
+    data_dir: str | None = None,
+    inversion_steps: int = 200,
+    inversion_step_size: float = 0.1,
+    targets: str = "random",
+    verbose: int | str = "auto",
+) -> keras.Model:
+    """PI of Section 3.1: builds Ilyas et al.'s pseudo-input datasets, then trains a three-way model.
+
+    1. The robust dataset: every training image's robust representation, taken from the
+       one-way AT run's robust way, inverted from another training image
+       (:func:`aatk.baselines.robust_dataset`).
+    2. The non-robust dataset: targeted adversarial examples of the one-way ST run's
+       non-robust way, labelled with their target (:func:`aatk.baselines.non_robust_dataset`),
+       with the attack of :data:`PI_NON_ROBUST_ATTACKS` (the configuration's training
+       attack is not used).
+    3. A :class:`aatk.baselines.PseudoInputModel` trained on them with the configuration's
+       optimiser and schedule (robust way on the robust set, non-robust way on the
+       non-robust set, standard way on the natural images).
+
+    The datasets are cached in ``out/pseudo_inputs.npz`` (built once; a later call reuses
+    them), then training runs in ``out`` like ``aatk train`` (``config.json``, ``log.csv``,
+    ``model.keras``; it is not resumable mid-way: an interrupted training starts over).
+
+    Paper: Section 3.1 ("PI"), Tables 1, 2, 4b; Ilyas et al. (2019), Section 3.
+
+    Returns:
+        The trained model (also saved as ``out/model.keras``).
+    """
+    import math
+    import os
+
+    from aatk.baselines import PseudoInputModel, non_robust_dataset, robust_dataset
+    from aatk.training import _atomic_write, build_model, build_optimizer
+
+    from aatk.configs import PSEUDO_INPUT_METHOD
+
+    if config.method != PSEUDO_INPUT_METHOD:
+        raise ValueError(f"the configuration's method is {config.method!r}; pseudo-input training needs method = 'pi'")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _, st_model = _load(st_run)
+    at_config, at_model = _load(at_run)
+    if at_config.dataset != config.dataset:
+        raise ValueError(f"{at_run} is a {at_config.dataset} run; the configuration is {config.dataset}")
+    x, y = datasets.load_arrays(config.dataset, "train", data_dir=data_dir, subset=config.subset or None)
+    cache = out / "pseudo_inputs.npz"
+    if cache.exists():
+        with np.load(cache) as stored:
+            parts = {key: stored[key] for key in stored.files}
+        if len(parts["y_robust"]) != len(y):
+            raise ValueError(f"{cache} was built for {len(parts['y_robust'])} images, not {len(y)}; delete it to rebuild")
+    else:
+        x_robust, y_robust = robust_dataset(at_model, x, y, steps=inversion_steps, step_size=inversion_step_size,
+                                            seed=config.seed)
+        attack = PGD(**PI_NON_ROBUST_ATTACKS[config.dataset])
+        x_non_robust, y_non_robust = non_robust_dataset(st_model, x, y, attack=attack, targets=targets, seed=config.seed)
+        parts = {"x_robust": x_robust, "y_robust": y_robust, "x_non_robust": x_non_robust, "y_non_robust": y_non_robust}
+        temporary = out / ".pseudo_inputs.tmp.npz"
+        np.savez(temporary, **parts)
+        os.replace(temporary, cache)
+    _atomic_write(out / "config.json", json.dumps(config.as_dict(), indent=2))
+    _atomic_write(out / "pseudo_inputs.json", json.dumps({
+        "st_run": str(st_run), "at_run": str(at_run), "inversion_steps": inversion_steps,
+        "inversion_step_size": inversion_step_size, "targets": targets, "images": int(len(y))}, indent=2))
+    keras.utils.set_random_seed(config.seed)
+    base = build_model(config)
+    model = PseudoInputModel(base.encoder_r, base.encoder_n, num_classes=base.num_classes)
+    model.compile(optimizer=build_optimizer(config, steps_per_epoch=math.ceil(len(y) / config.batch_size)))
+    x_val, y_val = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=2000)
+    model.fit(
+        x=(x, parts["x_robust"], parts["x_non_robust"]),
+        y=(y, parts["y_robust"], parts["y_non_robust"]),
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=(x_val, y_val),
+        callbacks=[keras.callbacks.CSVLogger(str(out / "log.csv"))],
+        verbose=verbose,
+    )
+    model.save(out / "model.keras")
+    return model

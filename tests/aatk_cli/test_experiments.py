@@ -1,0 +1,202 @@
+"""The analysis and baseline commands on tiny real-MNIST runs: ablation, analyze, combine, pseudo-inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
+
+from aatk.ablation import COMBINATIONS, label, parse_combination
+from aatk.cli import main
+from aatk.experiments import class_examples
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = next(
+    (p for p in (ROOT.parent / "shared" / "data",) if (p / "mnist" / "train-images-idx3-ubyte.gz").exists()), None
+)
+needs_data = pytest.mark.skipif(DATA is None, reason="MNIST files not found in ../shared/data")
+
+TINY = """
+[experiment]
+name = "{name}"
+dataset = "mnist"
+backbone = "small_cnn"
+method = "{method}"
+seed = 5
+
+[training]
+epochs = 1
+batch_size = 64
+learning_rate = 0.01
+momentum = 0.9
+subset = 128
+
+[attack]
+train = {{norm = "linf", eps = 0.1, step_size = 0.05, steps = 1}}
+test = [{{name = "weak", norm = "linf", eps = 0.1, step_size = 0.05, steps = 2, random_start = false}}]
+"""
+
+
+def _config(folder: Path, name: str, method: str) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(TINY.format(name=name, method=method))
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Three tiny trained runs: one-way ST, one-way AT and AAT++."""
+    if DATA is None:
+        pytest.skip("MNIST files not found")
+    folder = tmp_path_factory.mktemp("runs")
+    out = {}
+    for name, method in (("st", "1way-st"), ("at", "1way-at"), ("aatpp", "aat++")):
+        config = _config(folder, name, method)
+        assert main(["train", "--config", str(config), "--data-dir", str(DATA), "--out", str(folder / name), "--verbose", "0"]) == 0
+        out[name] = folder / name
+    out["folder"] = folder
+    return out
+
+
+def _png(path: Path) -> np.ndarray:
+    assert path.exists(), path
+    pixels = mpimg.imread(path)
+    assert pixels.ndim == 3 and min(pixels.shape[:2]) > 50
+    return pixels
+
+
+# --- pure helpers ------------------------------------------------------------------------------
+
+
+def test_the_fifteen_combinations_in_eq11_order() -> None:
+    assert len(COMBINATIONS) == 15 and len(set(COMBINATIONS)) == 15
+    assert COMBINATIONS[0] == ("st",) and COMBINATIONS[-1] == ("st", "as", "ar", "an")
+    assert [label(c) for c in COMBINATIONS[4:7]] == ["ST+AS", "ST+AR", "ST+AN"]
+    assert all(parse_combination(label(c)) == c for c in COMBINATIONS)
+
+
+@pytest.mark.parametrize("text", ["", "st+", "st+xx", "st+st", "+"])
+def test_bad_combinations_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_combination(text)
+
+
+def test_class_examples_takes_the_first_of_each_class() -> None:
+    y = np.array([2, 0, 1, 0, 2, 1])
+    x = np.arange(6)
+    chosen_x, chosen_y = class_examples(x, y, per_class=2, num_classes=3)
+    assert chosen_x.tolist() == [1, 3, 2, 5, 0, 4] and chosen_y.tolist() == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="class 0 has 2 example"):
+        class_examples(x, y, per_class=3, num_classes=3)
+
+
+# --- commands on tiny runs ----------------------------------------------------------------------
+
+
+@needs_data
+def test_gradients_and_inversion_figures(runs, tmp_path: Path) -> None:
+    out = tmp_path / "figures"
+    assert main(["analyze", "gradients", "--run", str(runs["aatpp"]), "--data-dir", str(DATA), "--out", str(out)]) == 0
+    _png(out / "gradients.png")
+    assert main(["analyze", "inversion", "--run", str(runs["aatpp"]), "--data-dir", str(DATA), "--out", str(out),
+                 "--steps", "20", "--step-size", "0.05"]) == 0
+    _png(out / "inversion.png")
+    record = json.loads((out / "inversion.json").read_text())
+    for representation in ("robust", "non_robust"):
+        initial = np.array(record[representation]["initial_distance"])
+        final = np.array(record[representation]["final_distance"])
+        assert initial.shape == final.shape == (10,)
+        assert np.mean(final < initial) >= 0.8  # gradient descent on the distance brings most closer
+
+
+@needs_data
+def test_eps_curve_and_detection(runs, tmp_path: Path) -> None:
+    out = tmp_path / "figures"
+    assert main(["analyze", "eps-curve", "--runs", str(runs["st"]), str(runs["aatpp"]), "--norm", "linf",
+                 "--eps", "0", "0.1", "0.3", "--steps", "2", "--subset", "40", "--data-dir", str(DATA),
+                 "--out", str(out)]) == 0
+    _png(out / "eps-linf.png")
+    record = json.loads((out / "eps-linf.json").read_text())
+    assert record["eps"] == [0.0, 0.1, 0.3] and record["samples"] == 40
+    assert set(record["runs"]) == {"st", "aatpp"}
+    assert all(len(acc) == 3 for acc in record["runs"]["aatpp"].values())
+
+    assert main(["analyze", "detection", "--runs", str(runs["aatpp"]), "--subset", "40", "--data-dir", str(DATA),
+                 "--out", str(out)]) == 0
+    _png(out / "roc-aatpp.png")
+    table = (out / "detection.md").read_text()
+    assert "| aatpp | weak |" in table
+    figures = json.loads((out / "detection.json").read_text())["aatpp"]["figures"]
+    assert all(0.0 <= value <= 1.0 for value in figures.values())
+
+
+@needs_data
+def test_combine_is_evaluated_like_a_three_way_model_and_reported(runs, tmp_path: Path, capsys) -> None:
+    combined = tmp_path / "st+at"
+    assert main(["combine", "--st-run", str(runs["st"]), "--at-run", str(runs["at"]), "--out", str(combined),
+                 "--subset", "60", "--data-dir", str(DATA)]) == 0
+    record = json.loads((combined / "eval-weak.json").read_text())
+    assert record["method"] == "st+at" and record["samples"] == 60
+    for run, keys in ((runs["st"], ("N", "N_adv")), (runs["at"], ("R", "R_adv"))):
+        assert main(["evaluate", "--run", str(run), "--subset", "60", "--data-dir", str(DATA), "--no-adaptive"]) == 0
+        own = json.loads((run / "eval-weak.json").read_text())["figures"]
+        for key in keys:  # the test attack has no random start: the figures must agree exactly
+            assert record["figures"][key] == own[key], key
+    capsys.readouterr()
+    assert main(["report", "--runs", str(runs["st"]), str(runs["at"]), str(combined)]) == 0
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if "| st+at |" in line)
+    assert row.split("|")[3].strip() == "-"  # no standard way of its own: S is not reported
+    # The wrong kinds of runs are refused with a one-line error.
+    assert main(["combine", "--st-run", str(runs["at"]), "--at-run", str(runs["st"]), "--out", str(combined)]) == 2
+    assert "needs a '1way-st' run" in capsys.readouterr().err
+
+
+@needs_data
+def test_ablation_runs_each_combination_once_and_resumes(runs, tmp_path: Path, capsys) -> None:
+    config = _config(tmp_path, "abl", "aat++")
+    out = tmp_path / "ablation"
+    command = ["ablation", "--config", str(config), "--combinations", "st", "st+as", "--eval-subset", "40",
+               "--data-dir", str(DATA), "--out", str(out), "--verbose", "0"]
+    assert main(command) == 0
+    table = (out / "ablation.md").read_text()
+    assert "| ST |" in table and "| ST+AS |" in table and "| ST+AR |" not in table
+    _png(out / "ablation.png")
+    summary = json.loads((out / "ablation.json").read_text())
+    assert summary["samples"] == 40 and list(summary["results"]) == ["ST", "ST+AS"]
+    assert json.loads((out / "ST+AS" / "config.json").read_text())["experiment"]["method"] == ["st", "as"]
+    # A second call reuses the finished runs and their evaluations.
+    stamps = {name: (out / name / "model.keras").stat().st_mtime_ns for name in ("ST", "ST+AS")}
+    evaluations = {name: (out / name / "eval-weak.json").stat().st_mtime_ns for name in ("ST", "ST+AS")}
+    assert main(command) == 0
+    assert evaluations == {name: (out / name / "eval-weak.json").stat().st_mtime_ns for name in ("ST", "ST+AS")}
+    assert json.loads((out / "ablation.json").read_text())["results"] == summary["results"]
+    assert all((out / name / "model.keras").stat().st_mtime_ns >= stamps[name] for name in stamps)
+    capsys.readouterr()
+    assert main([*command[:4], "st+xx", *command[5:]]) == 2
+    assert "unknown term 'xx'" in capsys.readouterr().err
+
+
+@needs_data
+def test_pseudo_inputs_build_and_train(runs, tmp_path: Path, capsys) -> None:
+    config = _config(tmp_path, "pi", "pi")
+    out = tmp_path / "pi"
+    assert main(["pseudo-inputs", "--config", str(config), "--st-run", str(runs["st"]), "--at-run", str(runs["at"]),
+                 "--inversion-steps", "3", "--data-dir", str(DATA), "--out", str(out), "--verbose", "0"]) == 0
+    with np.load(out / "pseudo_inputs.npz") as parts:
+        assert parts["x_robust"].shape == parts["x_non_robust"].shape == (128, 28, 28, 1)
+        assert np.all(parts["y_non_robust"] != parts["y_robust"])  # targets differ from the true labels
+        assert parts["x_robust"].min() >= 0 and parts["x_robust"].max() <= 1
+    assert main(["evaluate", "--run", str(out), "--subset", "40", "--data-dir", str(DATA), "--no-adaptive"]) == 0
+    assert json.loads((out / "eval-weak.json").read_text())["method"] == "pi"
+    capsys.readouterr()
+    # 'pi' cannot be trained by 'aatk train', and pseudo-inputs needs method 'pi'.
+    assert main(["train", "--config", str(config), "--data-dir", str(DATA), "--out", str(tmp_path / "x")]) == 2
+    assert "aatk pseudo-inputs" in capsys.readouterr().err
+    other = _config(tmp_path, "notpi", "aat")
+    assert main(["pseudo-inputs", "--config", str(other), "--st-run", str(runs["st"]), "--at-run", str(runs["at"]),
+                 "--out", str(tmp_path / "y")]) == 2
+    assert "needs method = 'pi'" in capsys.readouterr().err
