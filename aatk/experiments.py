@@ -64,6 +64,10 @@ PI_NON_ROBUST_ATTACKS: dict[str, dict] = {
 """The targeted attack that builds the non-robust pseudo-input dataset, per dataset."""
 
 
+_TRAINED_WAYS = {"1way-st": ("non_robust",), "1way-at": ("robust",), "1way-at-half": ("robust",)}
+"""The way a one-way baseline trains; its other ways are untrained and not worth plotting."""
+
+
 def _load(run: str | Path) -> tuple[Config, keras.Model]:
     from aatk.training import load_run_config
 
@@ -187,7 +191,9 @@ def eps_curve_figure(
     """Accuracy of each way against the attack budget ε, one panel per run.
 
     Each way is attacked on its own loss (as R_adv and N_adv are), with PGD of
-    ``steps`` steps of size 2.5·ε/steps. The numbers go to ``out/eps-<norm>.json``.
+    ``steps`` steps of size 2.5·ε/steps. One-way runs show only the way they trained
+    (the non-robust way of "1way-st", the robust way of "1way-at"). The numbers go to
+    ``out/eps-<norm>.json``.
 
     Returns:
         The PNG's path, ``out/eps-<norm>.png``.
@@ -208,7 +214,8 @@ def eps_curve_figure(
     x, y = datasets.load_arrays(dataset, "test", data_dir=data_dir, subset=subset)
     curves, record = {}, {"norm": norm, "steps": steps, "samples": int(len(y)), "eps": list(grid), "runs": {}}
     for config, model in loaded:
-        curve = accuracy_vs_eps(model, x, y, norm=norm, eps_values=grid, steps=steps)
+        ways = _TRAINED_WAYS.get(config.method, WAYS) if isinstance(config.method, str) else WAYS
+        curve = accuracy_vs_eps(model, x, y, norm=norm, eps_values=grid, steps=steps, ways=ways)
         curves[config.name] = curve
         record["runs"][config.name] = {way: np.asarray(acc).tolist() for way, acc in curve["accuracy"].items()}
     _write_json(Path(out) / f"eps-{norm}.json", record)

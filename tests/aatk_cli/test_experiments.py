@@ -123,6 +123,8 @@ def test_eps_curve_and_detection(runs, tmp_path: Path) -> None:
     assert record["eps"] == [0.0, 0.1, 0.3] and record["samples"] == 40
     assert set(record["runs"]) == {"st", "aatpp"}
     assert all(len(acc) == 3 for acc in record["runs"]["aatpp"].values())
+    assert set(record["runs"]["aatpp"]) == {"standard", "robust", "non_robust"}
+    assert set(record["runs"]["st"]) == {"non_robust"}  # a one-way run shows the way it trained
 
     assert main(["analyze", "detection", "--runs", str(runs["aatpp"]), "--subset", "40", "--data-dir", str(DATA),
                  "--out", str(out)]) == 0
