@@ -68,6 +68,11 @@ _TRAINED_WAYS = {"1way-st": ("non_robust",), "1way-at": ("robust",), "1way-at-ha
 """The way a one-way baseline trains; its other ways are untrained and not worth plotting."""
 
 
+def _trained_ways(config: Config) -> tuple[str, ...]:
+    """The ways a run trained: all three, or the one way of a one-way baseline."""
+    return _TRAINED_WAYS.get(config.method, WAYS) if isinstance(config.method, str) else WAYS
+
+
 def _load(run: str | Path) -> tuple[Config, keras.Model]:
     from aatk.training import load_run_config
 
@@ -116,7 +121,8 @@ def gradient_figure(run: str | Path, *, out: str | Path, data_dir: str | None = 
 
     Rows: the natural images (the first ``per_class`` test images of each class), then
     the gradient of the standard, robust and non-robust way's cross-entropy, each shown
-    with Appendix D.1's transform (:func:`aatk.analysis.gradient_image`).
+    with Appendix D.1's transform (:func:`aatk.analysis.gradient_image`). A one-way
+    run shows only the way it trained.
 
     Paper: Appendix D.1, Figure 3.
 
@@ -126,10 +132,11 @@ def gradient_figure(run: str | Path, *, out: str | Path, data_dir: str | None = 
     from aatk.analysis import gradient_image, image_grid, input_gradients
 
     config, model = _load(run)
+    ways = _trained_ways(config)
     x, y = _test_examples(config, data_dir, per_class)
-    gradients = input_gradients(model, x, y, ways=WAYS)
+    gradients = input_gradients(model, x, y, ways=ways)
     rows = {"natural": x}
-    rows.update({f"∇ {way.replace('_', '-')} way": gradient_image(gradients[way]) for way in WAYS})
+    rows.update({f"∇ {way.replace('_', '-')} way": gradient_image(gradients[way]) for way in ways})
     return image_grid(rows, Path(out) / "gradients.png", column_titles=[str(int(c)) for c in y],
                       title=f"Input gradients, {config.name}")
 
@@ -147,7 +154,8 @@ def inversion_figure(
     """Inverts the robust and the non-robust representation of test images from noise (Fig. 2a, 4).
 
     Rows: the target images, the robust-representation inversion and the
-    non-robust-representation inversion. The final representation distances are
+    non-robust-representation inversion (a one-way run: only the representation it
+    trained). The final representation distances are
     written beside the figure (``out/inversion.json``): an inversion that did not
     converge is visible there.
 
@@ -164,7 +172,7 @@ def inversion_figure(
     step_size = float(defaults["step_size"]) if step_size is None else step_size
     x, y = _test_examples(config, data_dir, per_class)
     rows, record = {"target": x}, {"run": config.name, "steps": steps, "step_size": step_size, "seed": seed}
-    for representation in ("robust", "non_robust"):
+    for representation in [way for way in ("robust", "non_robust") if way in _trained_ways(config)]:
         result = invert_representation(
             model, x, representation=representation, start="noise", steps=steps, step_size=step_size, seed=seed
         )
@@ -214,7 +222,7 @@ def eps_curve_figure(
     x, y = datasets.load_arrays(dataset, "test", data_dir=data_dir, subset=subset)
     curves, record = {}, {"norm": norm, "steps": steps, "samples": int(len(y)), "eps": list(grid), "runs": {}}
     for config, model in loaded:
-        ways = _TRAINED_WAYS.get(config.method, WAYS) if isinstance(config.method, str) else WAYS
+        ways = _trained_ways(config)
         curve = accuracy_vs_eps(model, x, y, norm=norm, eps_values=grid, steps=steps, ways=ways)
         curves[config.name] = curve
         record["runs"][config.name] = {way: np.asarray(acc).tolist() for way, acc in curve["accuracy"].items()}

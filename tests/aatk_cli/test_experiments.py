@@ -110,6 +110,13 @@ def test_gradients_and_inversion_figures(runs, tmp_path: Path) -> None:
         final = np.array(record[representation]["final_distance"])
         assert initial.shape == final.shape == (10,)
         assert np.mean(final < initial) >= 0.8  # gradient descent on the distance brings most closer
+    # A one-way run shows only the way it trained: one gradient row, one inversion.
+    one_way = tmp_path / "one_way"
+    assert main(["analyze", "gradients", "--run", str(runs["at"]), "--data-dir", str(DATA), "--out", str(one_way)]) == 0
+    assert _png(one_way / "gradients.png").shape[0] < _png(out / "gradients.png").shape[0]
+    assert main(["analyze", "inversion", "--run", str(runs["at"]), "--data-dir", str(DATA), "--out", str(one_way),
+                 "--steps", "2"]) == 0
+    assert "robust" in (record := json.loads((one_way / "inversion.json").read_text())) and "non_robust" not in record
 
 
 @needs_data
