@@ -180,8 +180,14 @@ def image_grid(
             raise ValueError(f"column_titles has {len(column_titles)} titles for {columns} columns")
 
     cell = 1.3
-    figure = _new_figure(cell * columns + 1.6, cell * len(checked) + (0.4 if column_titles else 0.0))
-    axes = figure.subplots(len(checked), columns, squeeze=False, gridspec_kw={"wspace": 0.06, "hspace": 0.08})
+    # Room above the images for the column titles and the figure title, so that they never overlap.
+    top_margin = 0.1 + (0.3 if column_titles else 0.0) + (0.3 if title else 0.0)
+    height = cell * len(checked) + top_margin + 0.1
+    figure = _new_figure(cell * columns + 1.6, height)
+    axes = figure.subplots(
+        len(checked), columns, squeeze=False,
+        gridspec_kw={"wspace": 0.06, "hspace": 0.08, "top": 1.0 - top_margin / height, "bottom": 0.1 / height},
+    )
     for r, (label, images) in enumerate(checked.items()):
         for c in range(columns):
             ax = axes[r, c]
