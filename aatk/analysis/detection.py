@@ -13,13 +13,14 @@ adversarial mixture).
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from aatk.evaluation import EvaluationReport, _checked_scores
 
 __all__ = ["roc_curve", "detection_curves"]
 
 
-def roc_curve(scores, positives) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(scores: ArrayLike, positives: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The exact ROC curve of a score that is higher for positives.
 
     At threshold t an example is called positive when its score is ≥ t. The
