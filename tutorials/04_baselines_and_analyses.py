@@ -47,14 +47,13 @@ WORK = Path(tempfile.mkdtemp())
 FIGURES = WORK / "figures"
 
 
-def show(path: Path, width: float = 9.0) -> None:
-    """Displays a PNG written by one of the commands."""
+def draw(path: Path, width: float = 9.0) -> None:
+    """Draws a PNG written by one of the commands into a new figure, to be shown next."""
     pixels = mpimg.imread(path)
     height = width * pixels.shape[0] / pixels.shape[1]
     plt.figure(figsize=(width, height))
     plt.imshow(pixels)
     plt.axis("off")
-    plt.show()
 
 
 # %% [markdown]
@@ -131,7 +130,8 @@ with np.load(pi_run / "pseudo_inputs.npz") as parts:
         column_titles=[f"{y}→{t}" for y, t in zip(labels[:8], parts["y_non_robust"][:8])],
         title="Pseudo-inputs (column title: true label → non-robust label)",
     )
-show(path)
+draw(path)
+plt.show()
 
 # %% [markdown]
 # ## 4. The ablation of Fig. 2b
@@ -145,7 +145,8 @@ base = load_config(ROOT / "configs" / "mnist_aat++.toml", overrides=OVERRIDES)
 results = run_ablation(base, out=WORK / "ablation", combinations=[("st",), ("st", "as")], eval_subset=200,
                        data_dir=DATA, verbose=0)
 print((WORK / "ablation" / "ablation.md").read_text())
-show(WORK / "ablation" / "ablation.png", width=7)
+draw(WORK / "ablation" / "ablation.png", width=7)
+plt.show()
 
 # %% [markdown]
 # ## 5. Detection and calibration (Table 4b), naive and adaptive
@@ -160,7 +161,8 @@ show(WORK / "ablation" / "ablation.png", width=7)
 # %%
 path = experiments.detection_figure([runs["aat++"]], out=FIGURES, data_dir=DATA, subset=200)
 print(path.read_text())
-show(FIGURES / "roc-mnist_aat++.png", width=8)
+draw(FIGURES / "roc-mnist_aat++.png", width=8)
+plt.show()
 
 # %% [markdown]
 # ## 6. Accuracy against ε, one curve per way
@@ -172,7 +174,8 @@ show(FIGURES / "roc-mnist_aat++.png", width=8)
 path = experiments.eps_curve_figure([runs["st"], runs["at"], runs["aat++"]], out=FIGURES, norm="linf",
                                     data_dir=DATA, subset=100, eps_values=[0.0, 0.1, 0.2, 0.3], steps=5)
 print(json.loads((FIGURES / "eps-linf.json").read_text())["runs"]["mnist_aat++"])
-show(path, width=10)
+draw(path, width=10)
+plt.show()
 
 # %% [markdown]
 # ## 7. Gradients and inversion (Appendix D)
@@ -189,5 +192,7 @@ for analysis, extra in (("gradients", []), ("inversion", ["--steps", "100"])):
                "--out", str(FIGURES), *(["--data-dir", DATA] if DATA else []), *extra]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     print(" ".join(command[2:6]), "→", result.stdout.strip() if result.returncode == 0 else result.stderr[-2000:])
-show(FIGURES / "gradients.png")
-show(FIGURES / "inversion.png")
+draw(FIGURES / "gradients.png")
+plt.show()
+draw(FIGURES / "inversion.png")
+plt.show()
