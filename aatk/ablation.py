@@ -137,7 +137,7 @@ def run_ablation(
         train(run_config, out=run, data_dir=data_dir, verbose=verbose)
         evaluation = run / f"eval-{attack}.json"
         record = json.loads(evaluation.read_text()) if evaluation.exists() else None
-        if record is None or record["samples"] != expected_samples or record["epochs"] != config.epochs:
+        if record is None or record["samples"] != expected_samples or record.get("epochs") != config.epochs:
             record = evaluate_run(run, data_dir=data_dir, subset=eval_subset, attacks=[attack], adaptive=False)[attack]
         results[name] = {key: record["figures"][key] for key in _FIGURES}
         samples = record["samples"]
