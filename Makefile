@@ -1,13 +1,14 @@
 # Two commands for a new user (see README.md):
 #   make demo   create .venv, install the project, run the main jobs (offline)
-#   make test   run the whole test suite (tutorials and the strict docs build included)
+#   make test   run the whole test suite under TensorFlow, then under JAX
+#               (tutorials and the strict docs build included)
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test docs serve bench clean
+.PHONY: demo test test-tensorflow test-jax docs serve bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +20,13 @@ demo: $(STAMP)
 	$(BIN)/python -m theory.prop1
 	$(BIN)/python -m aatk.toy
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+test: test-tensorflow test-jax
+
+test-tensorflow: $(STAMP)
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest
+
+test-jax: $(STAMP)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
@@ -30,6 +36,7 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/theory_speed.py
+	$(BIN)/python benchmarks/train_step_speed.py
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .hypothesis

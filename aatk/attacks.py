@@ -178,7 +178,18 @@ class PGD:
             return x
         return ops.clip(x, self.bounds[0], self.bounds[1])
 
-    def perturb(self, loss_fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    @property
+    def variables(self) -> list:
+        """The attack's own state: its random-start generator's state (empty without random start)."""
+        return [] if self._seed_generator is None else [self._seed_generator.state]
+
+    def perturb(
+        self,
+        loss_fn: Callable[[Tensor], Tensor],
+        x: Tensor,
+        *,
+        seed_generator: keras.random.SeedGenerator | None = None,
+    ) -> Tensor:
         """Maximises ``loss_fn`` (per-example losses of a batch) in the ε-ball around ``x``.
 
         Graph-friendly and unchecked: callers validate inputs first. The result is
@@ -187,13 +198,16 @@ class PGD:
         Args:
             loss_fn: Function from a batch of inputs to per-example losses.
             x: The clean batch.
+            seed_generator: Where the random start draws from; default the attack's
+                own. A model passes its own generator so that the draws are part of
+                its state (see ``ThreeWayModel.attack_seed_generator``).
 
         Returns:
             The adversarial batch x_adv, with ‖x_adv − x‖ ≤ ε and x_adv within bounds.
         """
         x = ops.stop_gradient(ops.convert_to_tensor(x, dtype="float32"))
         if self.random_start:
-            start = self._hooks.random_start(ops.shape(x), self.eps, self._seed_generator)
+            start = self._hooks.random_start(ops.shape(x), self.eps, seed_generator or self._seed_generator)
             x_adv = self._clip_to_bounds(x + start)
         else:
             x_adv = x
@@ -269,7 +283,7 @@ class PGD:
 
                 return self.perturb(loss_fn, inputs)
 
-            per_model[way] = backend.compile_function(attack)
+            per_model[way] = backend.compile_function(attack, state=model.variables + self.variables)
         return per_model[way](ops.convert_to_tensor(x, dtype="float32"), ops.convert_to_tensor(labels, dtype="int32"))
 
     def get_config(self) -> dict:

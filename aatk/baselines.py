@@ -405,7 +405,7 @@ def non_robust_dataset(
 
         return attack.perturb(loss_fn, inputs)
 
-    craft = backend.compile_function(craft)
+    craft = backend.compile_function(craft, state=standard_model.variables + attack.variables)
     crafted = []
     for begin in range(0, len(array), batch_size):
         chunk = slice(begin, begin + batch_size)
@@ -510,7 +510,8 @@ class PseudoInputModel(ThreeWayModel):
         optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer", "sgd"))
         self.compile(optimizer=optimizer, **config)
         if self.built:
-            self.optimizer.build(self.trainable_variables)
+            with backend.variable_scope(self):
+                self.optimizer.build(self.trainable_variables)
 
     @staticmethod
     def _parts(x, y) -> tuple:
@@ -538,7 +539,11 @@ class PseudoInputModel(ThreeWayModel):
             total = total + ops.sum(ops.stack(self.losses))
         return total, {"terms": terms, "clean": clean}
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        """One step of L_PI; ``args`` as the backend's trainer passes them (see aatk.backend)."""
+        return backend.stateful_step(self, self._stateful_pi_train_step, *args)
+
+    def _stateful_pi_train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if sample_weight is not None:
             raise ValueError("PseudoInputModel does not support sample weights")
@@ -549,8 +554,7 @@ class PseudoInputModel(ThreeWayModel):
         loss, aux, gradients = backend.value_and_weight_gradients(
             lambda: self._pi_objective(x, y, training=True), self.trainable_variables
         )
-        pairs = [(g, v) for g, v in zip(gradients, self.trainable_variables) if g is not None]
-        self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        self.optimizer.apply(gradients, self.trainable_variables)
         self._trackers["loss"].update_state(loss)
         for term, value in aux["terms"].items():
             self._pi_trackers[f"l_{term}"].update_state(value)
@@ -613,7 +617,8 @@ class PseudoInputModel(ThreeWayModel):
         if not self.built:
             self.build(first_shape)
         if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
+            with backend.variable_scope(self):
+                self.optimizer.build(self.trainable_variables)
         validation = kwargs.get("validation_data")
         if validation is not None:
             if not (isinstance(validation, tuple) and len(validation) >= 2):

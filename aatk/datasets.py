@@ -44,7 +44,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 __all__ = [
     "CIFAR10_URL",
@@ -464,8 +463,22 @@ def _read_local(name: str, split: str, root: Path, subset: int | None) -> tuple[
 # --- tensorflow-datasets -------------------------------------------------------------
 
 
+def _tensorflow():
+    """TensorFlow, imported when a ``tf.data`` pipeline is asked for (not for NumPy arrays)."""
+    try:
+        import tensorflow as tf
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "aatk's tf.data pipelines (datasets.load, CIFAR-10 augmentation, tensorflow-datasets) need "
+            "TensorFlow; without it (e.g. KERAS_BACKEND=jax on a GPU machine) read NumPy arrays with "
+            "datasets.load_arrays(..., data_dir=...)"
+        ) from err
+    return tf
+
+
 def _tfds_dataset(name: str, split: str, subset: int | None) -> tf.data.Dataset:
     """(uint8 image, int label) examples from tensorflow-datasets, in tfds' fixed order."""
+    _tensorflow()  # a clear error before tensorflow_datasets fails to import it
     try:
         import tensorflow_datasets as tfds
     except ImportError as err:  # pragma: no cover - depends on the environment
@@ -501,10 +514,12 @@ def pad_crop_flip(images: tf.Tensor, *, seed: tf.Tensor, padding: int = 4) -> tf
         The augmented batch, same shape and dtype.
 
     Example:
+        >>> import tensorflow as tf
         >>> x = tf.ones((2, 32, 32, 3))
         >>> tuple(pad_crop_flip(x, seed=tf.constant([1, 2])).shape)
         (2, 32, 32, 3)
     """
+    tf = _tensorflow()
     images = tf.convert_to_tensor(images)
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
@@ -523,6 +538,7 @@ def pad_crop_flip(images: tf.Tensor, *, seed: tf.Tensor, padding: int = 4) -> tf
 
 
 def _to_float(images, labels):
+    tf = _tensorflow()
     return tf.cast(images, tf.float32) / 255.0, tf.cast(labels, tf.int32)
 
 
@@ -586,6 +602,7 @@ def load(
         >>> x.shape, x.dtype, y.dtype  # doctest: +SKIP
         (TensorShape([128, 32, 32, 3]), tf.float32, tf.int32)
     """
+    tf = _tensorflow()
     meta = info(name)
     split = _check_split(split)
     if not _is_int(batch_size) or batch_size < 1:

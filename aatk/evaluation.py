@@ -176,7 +176,7 @@ def _batch_evaluator(model: ThreeWayModel, attack: PGD, adaptive: bool):
             result["adaptive_attack"] = predictions(attack.perturb(agreement_loss, x))[0]
         return result
 
-    return backend.compile_function(evaluate_batch)
+    return backend.compile_function(evaluate_batch, state=model.variables + attack.variables)
 
 
 def _batches(data, batch_size: int):

@@ -51,6 +51,16 @@ def check_way(way: str) -> str:
     return way
 
 
+def _split(tensor: Tensor, like: list) -> list:
+    """``tensor`` cut along the batch axis into pieces as long as the tensors in ``like``."""
+    pieces, start = [], 0
+    for reference in like:
+        size = ops.shape(reference)[0]
+        pieces.append(tensor[start : start + size])
+        start = start + size
+    return pieces
+
+
 def _declared_input_shape(encoder: keras.layers.Layer) -> tuple | None:
     """The per-example input shape an encoder declares (Functional/Sequential with an Input)."""
     try:
@@ -127,6 +137,9 @@ class ThreeWayModel(keras.Model):
         for short in ("s", "n"):
             self._trackers[f"kept_{short}"] = keras.metrics.Mean(name=f"kept_{short}")
         self._active_metrics: tuple[str, ...] = ("loss", "l_st", "acc_s", "acc_r", "acc_n")
+        # The training attack's random starts draw from the model's own generator: its state
+        # is then part of the model's (checkpointed, and carried through a JAX train step).
+        self.attack_seed_generator = keras.random.SeedGenerator(0, name="attack_seed_generator")
         declared = [s for s in map(_declared_input_shape, (encoder_r, encoder_n)) if s is not None]
         if len(declared) == 2 and declared[0] != declared[1]:
             raise ValueError(
@@ -165,12 +178,68 @@ class ThreeWayModel(keras.Model):
         self.built = True
 
     def head(self, z_r, z_n):
-        """The shared classifier f on [z_r, z_n] (Appendix B.1)."""
-        return self.head_logits(self.head_hidden(ops.concatenate([z_r, z_n], axis=-1)))
+        """The shared classifier f on [z_r, z_n] (Appendix B.1).
+
+        The logits are float32 whatever the layers compute in (e.g. bfloat16 under a
+        mixed-precision policy), so that losses and attack gradients keep their precision.
+        """
+        logits = self.head_logits(self.head_hidden(ops.concatenate([z_r, z_n], axis=-1)))
+        return ops.cast(logits, "float32")
 
     def _zeros(self, reference, width: int):
         # do(z) = 0: a constant of the representation's shape, independent of x.
         return ops.zeros((ops.shape(reference)[0], width), dtype=reference.dtype)
+
+    @property
+    def batch_dependent(self) -> bool:
+        """Whether an encoder mixes the examples of a batch in training mode (BatchNorm)."""
+        return any(
+            isinstance(layer, layers.BatchNormalization)
+            for encoder in (self.encoder_r, self.encoder_n)
+            for layer in encoder._flatten_layers(include_self=True, recursive=True)
+        )
+
+    def many_way_logits(self, requests: Iterable[tuple[Tensor, Iterable[str]]], *, training: bool | None = None) -> list:
+        """:meth:`way_logits` for several batches, each encoder and the head run once on all of them.
+
+        One large batch through each network costs less than several small ones (fewer
+        kernel launches, better-filled matrix products). Fusing is exact when every
+        example's output depends on that example alone: always in inference mode, and in
+        training mode unless an encoder normalises over the batch (BatchNorm), where the
+        batches run one by one as the paper's training does.
+
+        Args:
+            requests: ``(inputs, ways)`` pairs.
+            training: Training mode of the encoders.
+
+        Returns:
+            One dict from way name to logits per request, in order.
+        """
+        requests = [(x, tuple(check_way(w) for w in ways)) for x, ways in requests]
+        if len(requests) == 1 or (training and self.batch_dependent):
+            return [self.way_logits(x, ways=ways, training=training) for x, ways in requests]
+
+        def run(encoder, wanted):
+            chosen = [i for i, (_, ways) in enumerate(requests) if wanted & set(ways)]
+            if not chosen:
+                return {}
+            inputs = [requests[i][0] for i in chosen]
+            outputs = encoder(ops.concatenate(inputs, axis=0) if len(inputs) > 1 else inputs[0], training=training)
+            return dict(zip(chosen, _split(outputs, inputs)))
+
+        z_r = run(self.encoder_r, {"standard", "robust"})
+        z_n = run(self.encoder_n, {"standard", "non_robust"})
+        head_r, head_n, keys = [], [], []
+        for i, (_, ways) in enumerate(requests):
+            for way in ways:  # Eq. 5a–5c: the zeroed half is a constant
+                head_r.append(self._zeros(z_n[i], self.width_r) if way == "non_robust" else z_r[i])
+                head_n.append(self._zeros(z_r[i], self.width_n) if way == "robust" else z_n[i])
+                keys.append((i, way))
+        logits = self.head(ops.concatenate(head_r, axis=0), ops.concatenate(head_n, axis=0))
+        out: list[dict] = [{} for _ in requests]
+        for (i, way), part in zip(keys, _split(logits, head_r)):
+            out[i][way] = part
+        return out
 
     def way_logits(self, x: Tensor, *, ways: Iterable[str] = WAYS, training: bool | None = None) -> dict:
         """Logits of several ways on the same inputs, running each encoder at most once.
@@ -248,6 +317,10 @@ class ThreeWayModel(keras.Model):
         self.terms = terms
         self.term_weights = weights
         self.attack = attack
+        if attack is not None and attack.random_start:
+            # Training draws the random starts the attack itself would draw next.
+            # A copy: under JAX, fit donates the model's state buffers to the compiled step.
+            self.attack_seed_generator.state.assign(ops.convert_to_numpy(attack.variables[0].value))
         self._active_metrics = (
             ("loss",)
             + tuple(f"l_{term}" for term in terms)
@@ -259,7 +332,10 @@ class ThreeWayModel(keras.Model):
     @property
     def metrics(self) -> list:
         """The metrics shown by ``fit``: total loss, each active loss term, the clean
-        accuracy of each way, and the fraction of adversarial examples kept (ŷ ≠ y)."""
+        accuracy of each way, and the fraction of adversarial examples kept (ŷ ≠ y).
+
+        A train step logs the clean accuracy of the ways its clean terms compute (all
+        three for ST, AAT and AAT++; none for one-way AT); validation logs all three."""
         return [self._trackers[name] for name in self._active_metrics]
 
     def get_compile_config(self) -> dict:
@@ -280,28 +356,73 @@ class ThreeWayModel(keras.Model):
             config.pop(unused, None)
         self.compile(optimizer=optimizer, method=method, attack=attack, **config)
         if self.built:
-            self.optimizer.build(self.trainable_variables)
+            with backend.variable_scope(self):
+                self.optimizer.build(self.trainable_variables)
 
     def _adversarial_examples(self, x, y) -> dict:
-        """Algorithm 1's attacks, in inference mode; every output is a constant."""
-        adversarial = {}
-        for way, term in (("standard", "as"), ("robust", "ar"), ("non_robust", "an")):
-            if term not in self.terms:
-                continue
+        """Algorithm 1's attacks, in inference mode; every output is a constant.
 
-            def loss_fn(points, way=way):
-                return cross_entropy(self(points, training=False, way=way), y)
+        The attacks on the standard, robust and non-robust ways run as one PGD on the
+        batch repeated once per attacked way: in inference mode every example's loss
+        depends on that example alone, so the gradient of the summed loss is each
+        attack's own gradient, and the networks run once per step instead of once per way.
+        """
+        attacked = [way for way, term in (("standard", "as"), ("robust", "ar"), ("non_robust", "an")) if term in self.terms]
+        if not attacked:
+            return {}
+        copies = [x] * len(attacked)
 
-            x_adv = self.attack.perturb(loss_fn, x)
-            adversarial[way] = {"x": x_adv}
-            if way != "robust":  # ŷ_s, ŷ_n and the masks of Eq. 7 and Eq. 10
-                predicted, kept = adversarial_labels(self(x_adv, training=False, way=way), y)
-                adversarial[way].update(labels=predicted, kept=kept)
+        def loss_fn(points):
+            slices = _split(points, copies)
+            logits = self.many_way_logits([(part, (way,)) for part, way in zip(slices, attacked)], training=False)
+            losses = [cross_entropy(result[way], y) for result, way in zip(logits, attacked)]
+            return ops.concatenate(losses, axis=0) if len(losses) > 1 else losses[0]
+
+        x_all = ops.concatenate(copies, axis=0) if len(copies) > 1 else x
+        x_adv = dict(zip(attacked, _split(self.attack.perturb(loss_fn, x_all, seed_generator=self.attack_seed_generator), copies)))
+        labelled = [way for way in attacked if way != "robust"]  # ŷ_s, ŷ_n and the masks of Eq. 7 and Eq. 10
+        logits = self.many_way_logits([(x_adv[way], (way,)) for way in labelled], training=False) if labelled else []
+        adversarial = {way: {"x": x_adv[way]} for way in attacked}
+        for way, result in zip(labelled, logits):
+            predicted, kept = adversarial_labels(result[way], y)
+            adversarial[way].update(labels=predicted, kept=kept)
         return adversarial
 
+    def _trained_variables(self) -> list:
+        """The weights the method's terms reach: a one-way baseline leaves one encoder out.
+
+        Under JAX an unreached weight gets a zero gradient rather than none, and momentum
+        or weight decay would still move it; so the optimizer is given only these.
+        """
+        uses_r = bool(set(self.terms) - {"st_n", "an"})
+        uses_n = bool(set(self.terms) - {"st_r", "ar"})
+        excluded = set()
+        if not uses_r:
+            excluded |= {id(v) for v in self.encoder_r.trainable_variables}
+        if not uses_n:
+            excluded |= {id(v) for v in self.encoder_n.trainable_variables}
+        return [v for v in self.trainable_variables if id(v) not in excluded]
+
     def _objective(self, x, y, adversarial: dict, training: bool) -> tuple:
-        """Mean over the batch of the sum of the active terms; also the clean logits."""
-        clean = self.way_logits(x, training=training)
+        """Mean over the batch of the sum of the active terms; also the clean logits.
+
+        The clean batch and every adversarial batch go through the networks together
+        (see :meth:`many_way_logits`). The clean batch goes only through the ways a
+        clean term needs: a one-way AT baseline trains on adversarial examples alone,
+        and its clean accuracies come from validation instead of an extra forward pass.
+        """
+        clean_ways = WAYS if "st" in self.terms else tuple(
+            way for way, term in (("robust", "st_r"), ("non_robust", "st_n")) if term in self.terms
+        )
+        requests = {"clean": (x, clean_ways)} if clean_ways else {}
+        if "as" in self.terms:
+            requests["as"] = (adversarial["standard"]["x"], ("robust", "non_robust"))
+        if "ar" in self.terms:
+            requests["ar"] = (adversarial["robust"]["x"], ("robust",))
+        if "an" in self.terms:
+            requests["an"] = (adversarial["non_robust"]["x"], ("non_robust",))
+        logits = dict(zip(requests, self.many_way_logits(requests.values(), training=training)))
+        clean = logits.get("clean", {})
         per_example = {}
         if "st" in self.terms:
             per_example["st"] = L_ST(clean["standard"], clean["robust"], clean["non_robust"], y)
@@ -311,15 +432,12 @@ class ThreeWayModel(keras.Model):
             per_example["st_n"] = L_one_way(clean["non_robust"], y)
         if "as" in self.terms:
             adv = adversarial["standard"]
-            logits = self.way_logits(adv["x"], ways=("robust", "non_robust"), training=training)
-            per_example["as"] = L_AS(logits["robust"], logits["non_robust"], y, adv["labels"], adv["kept"])
+            per_example["as"] = L_AS(logits["as"]["robust"], logits["as"]["non_robust"], y, adv["labels"], adv["kept"])
         if "ar" in self.terms:
-            logits = self.way_logits(adversarial["robust"]["x"], ways=("robust",), training=training)
-            per_example["ar"] = L_AR(logits["robust"], y)
+            per_example["ar"] = L_AR(logits["ar"]["robust"], y)
         if "an" in self.terms:
             adv = adversarial["non_robust"]
-            logits = self.way_logits(adv["x"], ways=("non_robust",), training=training)
-            per_example["an"] = L_AN(logits["non_robust"], adv["labels"], adv["kept"])
+            per_example["an"] = L_AN(logits["an"]["non_robust"], adv["labels"], adv["kept"])
         terms = {name: ops.mean(value) for name, value in per_example.items()}
         total = sum(self.term_weights[name] * value for name, value in terms.items())
         if training and self.losses:  # weight regularisers of the encoders, if any
@@ -332,7 +450,16 @@ class ThreeWayModel(keras.Model):
             y = ops.squeeze(y, axis=-1)
         return ops.cast(y, "int32")
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        """Algorithm 1 for one batch; ``args`` is what the backend's trainer passes
+        (``data``, or ``state, data`` under JAX: see :func:`aatk.backend.stateful_step`)."""
+        return backend.stateful_step(self, self._stateful_train_step, *args)
+
+    def test_step(self, *args):
+        """Clean validation: L_ST and the accuracy of each way (no attack; see aatk.evaluate)."""
+        return backend.stateful_step(self, self._stateful_test_step, *args)
+
+    def _stateful_train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if sample_weight is not None:
             raise ValueError("ThreeWayModel does not support sample weights")
@@ -340,16 +467,14 @@ class ThreeWayModel(keras.Model):
         # A second line of defence for inputs that are neither arrays nor datasets (see fit).
         backend.check_batch(x, y, num_classes=self.num_classes, bounds=self.attack.bounds if self.attack else None)
         adversarial = self._adversarial_examples(x, y)
+        variables = self._trained_variables()
         loss, aux, gradients = backend.value_and_weight_gradients(
-            lambda: self._objective(x, y, adversarial, training=True), self.trainable_variables
+            lambda: self._objective(x, y, adversarial, training=True), variables
         )
-        # One-way baselines leave one encoder out of the loss: its weights get no gradient.
-        pairs = [(g, v) for g, v in zip(gradients, self.trainable_variables) if g is not None]
-        self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        self.optimizer.apply(gradients, variables)
         return self._update_metrics(loss, aux, y, adversarial)
 
-    def test_step(self, data):
-        """Clean validation: L_ST and the accuracy of each way (no attack; see aatk.evaluate)."""
+    def _stateful_test_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         y = self._labels(y)
         clean = self.way_logits(x, training=False)
@@ -366,16 +491,22 @@ class ThreeWayModel(keras.Model):
         return logs
 
     def _update_metrics(self, loss, aux, y, adversarial) -> dict:
-        self._trackers["loss"].update_state(loss)
+        """Updates the metrics this step measured and returns their values (fit's logs)."""
+        updated = [self._trackers["loss"]]
+        updated[0].update_state(loss)
         for name, value in aux["terms"].items():
-            self._trackers[f"l_{name}"].update_state(value)
-        for way in WAYS:
-            self._trackers[f"acc_{_SHORT[way]}"].update_state(y, aux["clean"][way])
+            updated.append(self._trackers[f"l_{name}"])
+            updated[-1].update_state(value)
+        for way, logits in aux["clean"].items():  # the clean ways the objective computed
+            updated.append(self._trackers[f"acc_{_SHORT[way]}"])
+            updated[-1].update_state(y, logits)
         if "kept_s" in self._active_metrics:
-            self._trackers["kept_s"].update_state(ops.mean(adversarial["standard"]["kept"]))
+            updated.append(self._trackers["kept_s"])
+            updated[-1].update_state(ops.mean(adversarial["standard"]["kept"]))
         if "kept_n" in self._active_metrics:
-            self._trackers["kept_n"].update_state(ops.mean(adversarial["non_robust"]["kept"]))
-        return {m.name: m.result() for m in self.metrics}
+            updated.append(self._trackers["kept_n"])
+            updated[-1].update_state(ops.mean(adversarial["non_robust"]["kept"]))
+        return {m.name: m.result() for m in self.metrics if any(m is u for u in updated)}
 
     # --- input validation ----------------------------------------------------------------
 
@@ -450,7 +581,8 @@ class ThreeWayModel(keras.Model):
         if not self.optimizer.built:
             # Build the optimizer for every weight now: a one-way baseline updates only some of
             # them, and an optimizer built from that subset would not match the one rebuilt on loading.
-            self.optimizer.build(self.trainable_variables)
+            with backend.variable_scope(self):
+                self.optimizer.build(self.trainable_variables)
         if hasattr(x, "element_spec"):
             kwargs.setdefault("shuffle", False)  # Keras ignores it for a dataset (and warns): it shuffles itself
         x = self._checked_fit_data(x, y, "x")

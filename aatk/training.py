@@ -8,6 +8,11 @@ the last finished epoch and ends with the same weights as an uninterrupted run:
 the data order and augmentation of every epoch are derived from (seed, epoch)
 alone, the optimizer state and the layers' random-number state are part of the
 checkpoint, and TensorFlow runs with deterministic ops.
+
+Without TensorFlow (``KERAS_BACKEND=jax`` on a machine that has only JAX) MNIST
+still trains, from NumPy arrays, each epoch's order drawn by :func:`epoch_order`;
+that order differs from the ``tf.data`` one, so such a run is reproducible but
+not batch-for-batch identical to a run where TensorFlow is installed.
 """
 
 from __future__ import annotations
@@ -21,13 +26,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from aatk import backbones, datasets
+from aatk import backbones, backend, datasets
 from aatk.configs import PSEUDO_INPUT_METHOD, Config
 from aatk.model import ThreeWayModel
 
-__all__ = ["build_model", "build_optimizer", "epoch_batches", "evaluate_run", "load_run_config", "train", "RunError"]
+__all__ = ["build_model", "build_optimizer", "epoch_batches", "epoch_order", "evaluate_run", "load_run_config", "train", "RunError"]
 
 
 class RunError(ValueError):
@@ -58,14 +62,31 @@ def build_optimizer(config: Config, *, steps_per_epoch: int) -> keras.optimizers
     )
 
 
+def _tensorflow_or_none():
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    return tf
+
+
+def epoch_order(count: int, *, seed: int, epoch: int) -> np.ndarray:
+    """The order of the training examples in one epoch when TensorFlow is absent: a
+    permutation drawn from NumPy's generator seeded with (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(count)
+
+
 def epoch_batches(
     x: np.ndarray, y: np.ndarray, *, epochs: range, batch_size: int, seed: int, augment: bool
-) -> tf.data.Dataset:
-    """The training batches of the given epochs, each epoch's order a function of (seed, epoch).
+):
+    """The training batches of the given epochs (a ``tf.data.Dataset``), each epoch's order
+    a function of (seed, epoch).
 
     Because nothing depends on earlier epochs, a resumed run sees exactly the batches an
     uninterrupted run would.
     """
+    import tensorflow as tf
+
     x_tensor, y_tensor = tf.constant(x), tf.constant(y, dtype=tf.int32)
     count = int(x.shape[0])
 
@@ -113,9 +134,8 @@ def _seed_generators(model: ThreeWayModel) -> dict[str, keras.random.SeedGenerat
         generator = getattr(layer, "seed_generator", None)
         if isinstance(generator, keras.random.SeedGenerator):
             generators[f"{index}:{layer.name}"] = generator
-    attack_generator = getattr(model.attack, "_seed_generator", None) if model.attack is not None else None
-    if attack_generator is not None:
-        generators["attack"] = attack_generator
+    if model.attack is not None and model.attack.random_start:
+        generators["attack"] = model.attack_seed_generator  # the training attack's random starts
     return generators
 
 
@@ -186,7 +206,11 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
     _atomic_write(out / "config.json", json.dumps(config.as_dict(), indent=2))
 
     keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
+    tf = _tensorflow_or_none()
+    if tf is not None:
+        tf.config.experimental.enable_op_determinism()
+    elif config.dataset == "cifar10":
+        raise RunError("CIFAR-10 training augments its batches in a tf.data pipeline: it needs TensorFlow installed")
     x, y = datasets.load_arrays(config.dataset, "train", data_dir=data_dir, subset=config.subset or None)
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     if epochs_done:
@@ -198,7 +222,7 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
             optimizer=build_optimizer(config, steps_per_epoch=steps_per_epoch),
             method=config.method,
             attack=config.train_pgd(),  # unused by methods without adversarial terms
-            jit_compile=False,
+            jit_compile=backend.JIT_TRAIN_STEP,  # per backend, by measurement (benchmarks/)
         )
     # Clean validation on the test split after every epoch (cheap: no attack); the attacks
     # are for ``aatk evaluate``.
@@ -211,12 +235,17 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
     for epoch in range(epochs_done, config.epochs):
         # One fit call per epoch, with that epoch's batches: what the model sees never depends
         # on how Keras reuses iterators across epochs, so resuming reproduces the batches exactly.
-        batches = epoch_batches(
-            x, y, epochs=range(epoch, epoch + 1), batch_size=config.batch_size,
-            seed=config.seed, augment=config.dataset == "cifar10",
-        )
+        if tf is not None:
+            batches = epoch_batches(
+                x, y, epochs=range(epoch, epoch + 1), batch_size=config.batch_size,
+                seed=config.seed, augment=config.dataset == "cifar10",
+            )
+            data = {"x": batches}
+        else:  # NumPy only (e.g. JAX on a GPU machine): the same kind of order, from NumPy's generator
+            order = epoch_order(len(x), seed=config.seed, epoch=epoch)
+            data = {"x": x[order], "y": y[order], "batch_size": config.batch_size}
         model.fit(
-            batches,
+            **data,
             epochs=epoch + 1,
             initial_epoch=epoch,
             steps_per_epoch=steps_per_epoch,

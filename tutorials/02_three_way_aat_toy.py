@@ -46,7 +46,7 @@ def mlp():
 
 model = aatk.ThreeWayModel(mlp(), mlp(), num_classes=2)
 for way in aatk.WAYS:
-    print(f"{way:10s} logits of the first test input: {model(x_test[:1], way=way).numpy()[0]}")
+    print(f"{way:10s} logits of the first test input: {keras.ops.convert_to_numpy(model(x_test[:1], way=way))[0]}")
 
 # %% [markdown]
 # ## The attack
@@ -57,7 +57,7 @@ for way in aatk.WAYS:
 # %%
 attack = aatk.PGD(norm="linf", eps=eps, step_size=eps / 4, steps=10, bounds=None)
 x_adv = attack(model, x_test[:256], y_test[:256], way="standard")
-print("largest |x_adv - x|:", float(np.abs(x_adv.numpy() - x_test[:256]).max()), "<= eps =", eps)
+print("largest |x_adv - x|:", float(np.abs(keras.ops.convert_to_numpy(x_adv) - x_test[:256]).max()), "<= eps =", eps)
 
 # %% [markdown]
 # ## Training: ST, AAT and AAT++
@@ -135,7 +135,7 @@ for radius in radii:
     sweep = aatk.PGD(norm="linf", eps=radius, step_size=max(radius, 1e-6) / 4, steps=10, bounds=None)
     for way in aatk.WAYS:
         adversarial = sweep(trained, x_test[:2000], y_test[:2000], way=way)
-        predictions = np.argmax(trained(adversarial, way=way).numpy(), axis=-1)
+        predictions = np.argmax(keras.ops.convert_to_numpy(trained(adversarial, way=way)), axis=-1)
         curves[way].append(float(np.mean(predictions == y_test[:2000])))
 
 fine = np.linspace(0, 0.5, 401)
@@ -173,5 +173,5 @@ from pathlib import Path
 path = Path(tempfile.mkdtemp()) / "aat_toy.keras"
 models["aat++"].save(path)
 restored = keras.models.load_model(path)
-same = all(np.array_equal(restored(x_test, way=w).numpy(), models["aat++"](x_test, way=w).numpy()) for w in aatk.WAYS)
+same = all(np.array_equal(keras.ops.convert_to_numpy(restored(x_test, way=w)), keras.ops.convert_to_numpy(models["aat++"](x_test, way=w))) for w in aatk.WAYS)
 print("identical predictions after reload:", same, "| method:", restored.terms, "| attack:", restored.attack)

@@ -84,7 +84,8 @@ def _batch_counter(model: ThreeWayModel, attacks: dict):
             out[way] = ops.equal(ops.cast(ops.argmax(value, axis=-1), "int32"), y)
         return out
 
-    return backend.compile_function(correct)
+    attack_state = [v for attack in attacks.values() if attack is not None for v in attack.variables]
+    return backend.compile_function(correct, state=model.variables + attack_state)
 
 
 def accuracy_vs_eps(

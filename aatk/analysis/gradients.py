@@ -125,7 +125,7 @@ def input_gradients(
             out[way] = backend.input_gradient(loss_fn, inputs)
         return out
 
-    compiled = backend.compile_function(gradients)
+    compiled = backend.compile_function(gradients, state=model.variables)
     parts: dict[str, list[np.ndarray]] = {way: [] for way in ways}
     for start in range(0, len(x), batch_size):
         batch = compiled(

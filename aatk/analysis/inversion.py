@@ -124,7 +124,7 @@ def _inverter(model: Any, index: int, *, steps: int, step_size: float, bounds: t
         final = ops.sqrt(squared_distance(images))
         return ops.stop_gradient(images), initial, final
 
-    return backend.compile_function(invert)
+    return backend.compile_function(invert, state=model.variables)
 
 
 def invert_representation(

@@ -1,34 +1,74 @@
 """Backend glue: the only code in aatk that depends on the Keras backend.
 
-Everything else — the objectives, the attack's per-norm hooks, the evaluation —
-is written with ``keras.ops`` and is backend-agnostic. This package exposes the
-few operations that cannot be: the gradient of a loss with respect to the
-*inputs* (for attacks), the gradient with respect to the *weights* (for the
-train step), and compilation of a Python function into a graph.
+Everything else — the objectives, the attack's per-norm hooks, the train step's
+logic, the evaluation — is written with ``keras.ops`` and is backend-agnostic.
+This package exposes the few operations that cannot be, one module per backend
+(:mod:`aatk.backend.tensorflow`, :mod:`aatk.backend.jax`):
 
-Only the TensorFlow backend is implemented; selecting another raises a clear
-error at import time rather than a confusing one mid-training.
+* ``input_gradient(loss_fn, x)``: the gradient of a loss with respect to the
+  *inputs* (for attacks);
+* ``value_and_weight_gradients(loss_fn, variables)``: the gradient with respect to
+  the *weights* (for the train step);
+* ``stateful_step(model, step_fn, *args)``: runs a stateful step as the backend's
+  trainer calls it (TensorFlow: ``step_fn(data)``; JAX: a functional
+  ``(state, data) → (logs, state)``);
+* ``compile_function(fn, state=...)``: compiles a function of tensors that reads
+  the given Keras variables;
+* ``variable_scope(model)``: where the model's new variables must be created
+  (a ``tf.distribute`` strategy's scope);
+* ``batch_jacobian``, ``check_batch``, ``checked_dataset`` and ``JIT_TRAIN_STEP``
+  (whether ``fit`` should XLA-compile the train step, chosen by measurement).
+
+Selecting another backend (torch, numpy) raises a clear error at import time
+rather than a confusing one mid-training.
 """
 
 from __future__ import annotations
 
 import keras
 
-_BACKEND = keras.backend.backend()
+BACKEND = keras.backend.backend()
+"""The active Keras backend: ``"tensorflow"`` or ``"jax"``."""
 
-if _BACKEND == "tensorflow":
+if BACKEND == "tensorflow":
     from aatk.backend.tensorflow import (  # noqa: F401
+        JIT_TRAIN_STEP,
         batch_jacobian,
         check_batch,
         checked_dataset,
         compile_function,
         input_gradient,
+        stateful_step,
         value_and_weight_gradients,
+        variable_scope,
+    )
+elif BACKEND == "jax":
+    from aatk.backend.jax import (  # noqa: F401
+        JIT_TRAIN_STEP,
+        batch_jacobian,
+        check_batch,
+        checked_dataset,
+        compile_function,
+        input_gradient,
+        stateful_step,
+        value_and_weight_gradients,
+        variable_scope,
     )
 else:  # pragma: no cover - depends on the environment
     raise ImportError(
-        f"aatk supports the TensorFlow backend only (KERAS_BACKEND=tensorflow); "
-        f"the active Keras backend is {_BACKEND!r}."
+        f"aatk supports the TensorFlow and JAX backends (KERAS_BACKEND=tensorflow or jax); "
+        f"the active Keras backend is {BACKEND!r}."
     )
 
-__all__ = ["batch_jacobian", "check_batch", "checked_dataset", "compile_function", "input_gradient", "value_and_weight_gradients"]
+__all__ = [
+    "BACKEND",
+    "JIT_TRAIN_STEP",
+    "batch_jacobian",
+    "check_batch",
+    "checked_dataset",
+    "compile_function",
+    "input_gradient",
+    "stateful_step",
+    "value_and_weight_gradients",
+    "variable_scope",
+]

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import keras
 import tensorflow as tf
+
+#: XLA compilation of fit's train step: measured slower than plain graph mode for
+#: attack loops on CPU (benchmarks/train_step_speed.py), so off by default.
+JIT_TRAIN_STEP = False
 
 
 def input_gradient(loss_fn: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> tf.Tensor:
@@ -23,10 +29,18 @@ def input_gradient(loss_fn: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> t
 def value_and_weight_gradients(
     loss_fn: Callable[[], tuple[tf.Tensor, dict]], variables: Sequence[tf.Variable]
 ) -> tuple[tf.Tensor, dict, list[tf.Tensor]]:
-    """Evaluates ``loss_fn()`` → (loss, aux) and the gradient of loss w.r.t. ``variables``."""
+    """Evaluates ``loss_fn()`` → (loss, aux) and the gradient of loss w.r.t. ``variables``.
+
+    Under a ``tf.distribute`` strategy each replica sees its share of the global batch
+    and the optimizer sums the replicas' gradients, so the gradient is taken of the
+    loss divided by the number of replicas: the sum is then the gradient of the
+    global batch's mean. The loss returned is the replica's own, unscaled.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
     with tf.GradientTape() as tape:
         loss, aux = loss_fn()
-    return loss, aux, tape.gradient(loss, list(variables))
+        scaled = loss / replicas if replicas > 1 else loss
+    return loss, aux, tape.gradient(scaled, list(variables))
 
 
 def batch_jacobian(fn: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> tf.Tensor:
@@ -38,9 +52,26 @@ def batch_jacobian(fn: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> tf.Ten
     return tape.batch_jacobian(y, x)
 
 
-def compile_function(fn: Callable) -> Callable:
-    """Compiles ``fn`` into a TensorFlow graph (XLA off: slower for attack loops on CPU)."""
+def compile_function(fn: Callable, *, state: Sequence[keras.Variable]) -> Callable:
+    """Compiles ``fn`` into a TensorFlow graph (XLA off: slower for attack loops on CPU).
+
+    ``state`` (the Keras variables ``fn`` touches) is what the JAX backend needs; a
+    ``tf.function`` reads and assigns variables itself.
+    """
+    del state
     return tf.function(fn, reduce_retracing=True)
+
+
+def variable_scope(model: keras.Model):
+    """Where new variables of ``model`` (e.g. the optimizer's) must be created: its
+    ``tf.distribute`` strategy's scope, so that they are mirrored on every replica."""
+    return model.distribute_strategy.scope()
+
+
+def stateful_step(model: keras.Model, step_fn: Callable, data: Any) -> dict:
+    """Runs ``step_fn(data)``: a TensorFlow step reads and assigns variables directly."""
+    del model
+    return step_fn(data)
 
 
 def check_batch(x, y, *, num_classes: int, bounds: tuple[float, float] | None) -> list:

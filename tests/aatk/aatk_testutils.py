@@ -78,3 +78,42 @@ def np_cross_entropy(logits, labels):
     shifted = logits - logits.max(axis=-1, keepdims=True)
     log_softmax = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     return -log_softmax[np.arange(len(labels)), np.asarray(labels)]
+
+
+def weight_gradients(model: ThreeWayModel, loss_fn) -> tuple[list, object]:
+    """∇ of ``loss_fn() → (scalar loss, aux)`` w.r.t. ``model.trainable_variables``, and aux.
+
+    Under TensorFlow a weight the loss does not reach gets ``None``; under JAX, zeros.
+    The JAX path maps every model variable into a StatelessScope, as a train step does.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss, aux = loss_fn()
+        return tape.gradient(loss, model.trainable_variables), aux
+    from aatk.backend import jax as glue
+
+    variables = model.variables
+    with glue._scope(variables, [v.value for v in variables]):
+        _, aux, gradients = glue.value_and_weight_gradients(loss_fn, model.trainable_variables)
+    return gradients, aux
+
+
+def leaky_input_gradient(loss_fn, x):
+    """∇_x of ``sum(loss_fn(x))`` that stays differentiable with respect to the weights.
+
+    The gradient aatk's attacks must NOT use (they stop it); tests build it to show
+    that the difference would be visible.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(loss_fn(x))
+        return tape.gradient(loss, x)
+    import jax
+    import jax.numpy as jnp
+
+    return jax.grad(lambda points: jnp.sum(loss_fn(points)))(x)

@@ -10,30 +10,32 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 import aatk
 from aatk.attacks import PGD
-from aatk_testutils import hand_model, mlp_encoder, tiny_model
+from aatk_testutils import hand_model, leaky_input_gradient, mlp_encoder, tiny_model, weight_gradients
 
 # --- 5. The weights' gradient does not depend on the attack's path -----------------------
 
 
 def _gradients(model, x, y, adversarial=None):
-    """∇_θ of the objective; the attack runs inside the tape unless ``adversarial`` is given."""
-    with tf.GradientTape() as tape:
-        if adversarial is None:
-            adversarial = model._adversarial_examples(x, y)
-        total, _ = model._objective(x, y, adversarial, training=False)
-    gradients = tape.gradient(total, model.trainable_variables)
+    """∇_θ of the objective; the attack runs inside the differentiated function unless ``adversarial`` is given."""
+
+    def loss_fn():
+        adv = model._adversarial_examples(x, y) if adversarial is None else adversarial
+        total, _ = model._objective(x, y, adv, training=False)
+        return total, adv
+
+    gradients, adv = weight_gradients(model, loss_fn)
     if {"st", "as"} & set(model.terms):  # every weight takes part
         assert all(g is not None for g in gradients)
     gradients = [np.zeros(v.shape) if g is None else np.asarray(g) for g, v in zip(gradients, model.trainable_variables)]
-    return gradients, adversarial
+    return gradients, adv
 
 
 def _as_constants(adversarial):
-    return {way: {k: tf.constant(np.asarray(v)) for k, v in entry.items()} for way, entry in adversarial.items()}
+    return {way: {k: ops.convert_to_tensor(np.asarray(v)) for k, v in entry.items()} for way, entry in adversarial.items()}
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -42,14 +44,14 @@ def test_gradient_equals_gradient_with_constant_adversarial_inputs(vector_data, 
     x, y = vector_data
     model = tiny_model()
     model.compile(method="aat++", attack=PGD(norm=norm, eps=0.3, step_size=0.2, steps=3, random_start=random_start, seed=5))
-    inside, adversarial = _gradients(model, tf.constant(x), tf.constant(y))
+    inside, adversarial = _gradients(model, ops.convert_to_tensor(x), ops.convert_to_tensor(y))
     constants = _as_constants(adversarial)
-    outside, _ = _gradients(model, tf.constant(x), tf.constant(y), constants)
+    outside, _ = _gradients(model, ops.convert_to_tensor(x), ops.convert_to_tensor(y), constants)
     for a, b in zip(inside, outside):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
     # The adversarial terms matter: dropping them changes the gradient (the check can fail).
     model.compile(method="st")
-    standard_only, _ = _gradients(model, tf.constant(x), tf.constant(y), {})
+    standard_only, _ = _gradients(model, ops.convert_to_tensor(x), ops.convert_to_tensor(y), {})
     assert max(np.abs(a - b).max() for a, b in zip(inside, standard_only)) > 1e-4
 
 
@@ -63,17 +65,17 @@ def test_gradient_through_the_attack_would_differ(vector_data):
     x, y = vector_data
     model = tiny_model()
     model.compile(method=("ar",), attack=PGD(norm="l2", eps=0.5, step_size=0.5, steps=1, bounds=None))
-    x_t, y_t = tf.constant(x), tf.constant(y)
-    with tf.GradientTape() as tape:
-        with tf.GradientTape() as inner:
-            inner.watch(x_t)
-            loss = tf.reduce_sum(aatk.objectives.cross_entropy(model(x_t, way="robust"), y_t))
-        g = inner.gradient(loss, x_t)
-        leaky = x_t + 0.5 * g / tf.norm(g, axis=1, keepdims=True)
-        leaky_total, _ = model._objective(x_t, y_t, {"robust": {"x": leaky}}, training=False)
-    leaky_grad = tape.gradient(leaky_total, model.trainable_variables)
+    x_t, y_t = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
+
+    def leaky_loss():
+        g = leaky_input_gradient(lambda v: aatk.objectives.cross_entropy(model(v, way="robust"), y_t), x_t)
+        leaky = x_t + 0.5 * g / ops.norm(g, axis=1, keepdims=True)
+        total, _ = model._objective(x_t, y_t, {"robust": {"x": leaky}}, training=False)
+        return total, leaky
+
+    leaky_grad, leaky = weight_gradients(model, leaky_loss)
     leaky_grad = [np.zeros(v.shape) if g is None else np.asarray(g) for g, v in zip(leaky_grad, model.trainable_variables)]
-    clean_grad, _ = _gradients(model, x_t, y_t, {"robust": {"x": tf.constant(np.asarray(leaky))}})
+    clean_grad, _ = _gradients(model, x_t, y_t, {"robust": {"x": ops.convert_to_tensor(np.asarray(leaky))}})
     assert max(np.abs(a - b).max() for a, b in zip(leaky_grad, clean_grad)) > 1e-5
 
 
@@ -108,7 +110,7 @@ def test_different_attack_paths_to_the_same_vertex_give_the_same_gradient():
     for attack in (one_big, three_small, short):
         model = hand_model(**weights)
         model.compile(method="aat++", attack=attack)
-        results.append(_gradients(model, tf.constant(x), tf.constant(y)))
+        results.append(_gradients(model, ops.convert_to_tensor(x), ops.convert_to_tensor(y)))
     (g_big, adv_big), (g_small, adv_small), (g_short, adv_short) = results
     for way in adv_big:
         np.testing.assert_array_equal(np.asarray(adv_big[way]["x"]), np.asarray(adv_small[way]["x"]))

@@ -16,7 +16,7 @@ TRAIN_KEYS = {
     "aat": {"loss", "l_st", "l_as", "acc_s", "acc_r", "acc_n", "kept_s"},
     "aat++": {"loss", "l_st", "l_as", "l_ar", "l_an", "acc_s", "acc_r", "acc_n", "kept_s", "kept_n"},
     ("st", "an"): {"loss", "l_st", "l_an", "acc_s", "acc_r", "acc_n", "kept_n"},
-    ("ar",): {"loss", "l_ar", "acc_s", "acc_r", "acc_n"},
+    ("ar",): {"loss", "l_ar"},  # no clean term: no clean forward pass, clean accuracy from validation
 }
 
 
@@ -43,6 +43,17 @@ def test_fit_history_has_exactly_the_active_metrics(vector_data, method):
     # The total is the sum of the terms; a Mean over batches of per-batch sums is the sum of the Means.
     terms = [k for k in history if k.startswith("l_")]
     np.testing.assert_allclose(history["loss"], np.sum([history[k] for k in terms], axis=0), rtol=1e-5)
+
+
+def test_half_at_logs_the_clean_accuracy_of_the_robust_way_only(vector_data):
+    """Footnote 2's half-and-half AT needs the clean robust way (st_r) and nothing else clean."""
+    x, y = vector_data
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.05), method="1way-at-half", attack=_attack())
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0, validation_data=(x, y)).history
+    assert {k for k in history if not k.startswith("val_")} == {"loss", "l_st_r", "l_ar", "acc_r"}
+    assert {"val_acc_s", "val_acc_r", "val_acc_n"} <= set(history)
+    np.testing.assert_allclose(history["loss"], 0.5 * np.add(history["l_st_r"], history["l_ar"]), rtol=1e-5)
 
 
 def test_fit_with_validation_data_reports_val_keys(vector_data):

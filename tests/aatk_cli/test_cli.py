@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aatk import datasets
 from aatk.cli import main
+from aatk.model import ThreeWayModel
 from aatk.configs import ATTACK_PRESETS, ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,3 +197,42 @@ def test_evaluate_and_report_need_finished_runs(tmp_path: Path, capsys) -> None:
     (tmp_path / "config.json").write_text("{}")
     assert main(["evaluate", "--run", str(tmp_path)]) == 2
     assert "no model.keras" in capsys.readouterr().err
+
+
+# --- without TensorFlow (KERAS_BACKEND=jax on a GPU machine) ----------------------------------
+
+
+def test_epoch_order_is_a_seeded_permutation_redrawn_every_epoch() -> None:
+    from aatk.training import epoch_order
+
+    first = epoch_order(50, seed=3, epoch=0)
+    assert sorted(first.tolist()) == list(range(50))
+    np.testing.assert_array_equal(first, epoch_order(50, seed=3, epoch=0))
+    assert not np.array_equal(first, epoch_order(50, seed=3, epoch=1))
+    assert not np.array_equal(first, epoch_order(50, seed=4, epoch=0))
+
+
+@needs_data
+def test_training_without_tensorflow_uses_numpy_batches(tmp_path: Path, monkeypatch) -> None:
+    """As on a machine with JAX and no TensorFlow: no tf.data anywhere, the NumPy epoch order."""
+    from aatk import training
+
+    monkeypatch.setattr(training, "_tensorflow_or_none", lambda: None)
+    monkeypatch.setattr(training, "epoch_batches", None)  # any use of the tf.data path would fail
+    seen = []
+    original_fit = ThreeWayModel.fit
+
+    def recording_fit(self, x=None, y=None, *args, **kwargs):
+        seen.append((type(x).__name__, np.asarray(y[:5]).tolist(), kwargs.get("batch_size")))
+        return original_fit(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(ThreeWayModel, "fit", recording_fit)
+    config_path = _write(tmp_path, TINY.replace("epochs = 3", "epochs = 2").replace("subset = 256", "subset = 128"))
+    config = load_config(config_path)
+    training.train(config, out=tmp_path / "run", data_dir=str(DATA), verbose=0)
+    _, labels = datasets.load_arrays("mnist", "train", data_dir=str(DATA), subset=128)
+    expected = [labels[training.epoch_order(128, seed=3, epoch=epoch)][:5].tolist() for epoch in range(2)]
+    assert seen == [("ndarray", expected[0], 64), ("ndarray", expected[1], 64)]
+    assert (tmp_path / "run" / "model.keras").exists()
+    with pytest.raises(training.RunError, match="CIFAR-10 .* needs TensorFlow"):
+        training.train(load_config(_write(tmp_path, TINY.replace('"mnist"', '"cifar10"'))), out=tmp_path / "c", data_dir=str(DATA))
