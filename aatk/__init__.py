@@ -10,6 +10,8 @@ from aatk import analysis
 from aatk import backbones
 from aatk import baselines
 from aatk import datasets
+from aatk import initializers
+from aatk import optim
 from aatk.attacks import PGD
 from aatk.evaluation import EvaluationReport, evaluate
 from aatk.model import WAYS, ThreeWayModel
@@ -33,4 +35,6 @@ __all__ = [
     "baselines",
     "datasets",
     "evaluate",
+    "initializers",
+    "optim",
 ]

@@ -183,12 +183,29 @@ class PGD:
         """The attack's own state: its random-start generator's state (empty without random start)."""
         return [] if self._seed_generator is None else [self._seed_generator.state]
 
+    def reset_seed(self, seed: int) -> None:
+        """Restarts the random starts from ``seed``, as a new ``PGD(seed=seed)`` would draw them.
+
+        Lets one attack (compiled once) evaluate a changing model from the same random
+        starts every time, e.g. after every training epoch.
+
+        Raises:
+            ValueError: If the attack has no random start, or ``seed`` is not an integer ≥ 0.
+        """
+        if self._seed_generator is None:
+            raise ValueError("this PGD has no random start (random_start=False): there is no seed to reset")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        state = self._seed_generator.state
+        state.assign(np.asarray([int(seed), 0], dtype=state.dtype))
+
     def perturb(
         self,
         loss_fn: Callable[[Tensor], Tensor],
         x: Tensor,
         *,
         seed_generator: keras.random.SeedGenerator | None = None,
+        eps_scale: Tensor | float | None = None,
     ) -> Tensor:
         """Maximises ``loss_fn`` (per-example losses of a batch) in the ε-ball around ``x``.
 
@@ -201,20 +218,34 @@ class PGD:
             seed_generator: Where the random start draws from; default the attack's
                 own. A model passes its own generator so that the draws are part of
                 its state (see ``ThreeWayModel.attack_seed_generator``).
+            eps_scale: A factor in [0, 1] (a scalar, possibly a tensor) applied to ε
+                and to the step size: the attack of a smaller ball, with the same
+                number of steps (a training attack's ε warm-up).
 
         Returns:
-            The adversarial batch x_adv, with ‖x_adv − x‖ ≤ ε and x_adv within bounds.
+            The adversarial batch x_adv, with ‖x_adv − x‖ ≤ ε·eps_scale and x_adv within bounds.
         """
         x = ops.stop_gradient(ops.convert_to_tensor(x, dtype="float32"))
+        eps, step_size = self.eps, self.step_size
+        if eps_scale is not None:
+            eps_scale = ops.cast(eps_scale, "float32")
+            eps, step_size = eps * eps_scale, step_size * eps_scale
         if self.random_start:
-            start = self._hooks.random_start(ops.shape(x), self.eps, seed_generator or self._seed_generator)
+            start = self._hooks.random_start(ops.shape(x), eps, seed_generator or self._seed_generator)
             x_adv = self._clip_to_bounds(x + start)
         else:
             x_adv = x
-        for _ in range(self.steps):
+
+        def step(_, x_adv):
             gradient = backend.input_gradient(loss_fn, x_adv)
-            x_adv = x_adv + self.step_size * self._hooks.normalize(gradient)
-            x_adv = self._clip_to_bounds(x + self._hooks.project(x_adv - x, self.eps))
+            x_adv = x_adv + step_size * self._hooks.normalize(gradient)
+            return self._clip_to_bounds(x + self._hooks.project(x_adv - x, eps))
+
+        if backend.ROLL_ATTACK_LOOPS:  # one compiled loop body, whatever the number of steps
+            x_adv = ops.fori_loop(0, self.steps, step, x_adv)
+        else:  # unrolled: each step compiled on its own
+            for index in range(self.steps):
+                x_adv = step(index, x_adv)
         return ops.stop_gradient(x_adv)
 
     def check_inputs(self, x: Tensor, *, name: str = "x") -> None:

@@ -29,6 +29,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from aatk.initializers import check_init, conv_kwargs, dense_kwargs
+
 __all__ = [
     "CIFAR10_MEAN",
     "CIFAR10_STD",
@@ -93,7 +95,9 @@ def _normalization(
 # --- MNIST: the small CNN ----------------------------------------------------------------------
 
 
-def small_cnn(*, input_shape: Sequence[int] = (28, 28, 1), name: str = "small_cnn") -> keras.Model:
+def small_cnn(
+    *, input_shape: Sequence[int] = (28, 28, 1), init: str = "keras", name: str = "small_cnn"
+) -> keras.Model:
     """The small CNN of TRADES/YOPO for MNIST, without its output layer.
 
     Conv(32, 3×3) ReLU, Conv(32, 3×3) ReLU, MaxPool 2, Conv(64, 3×3) ReLU,
@@ -108,6 +112,9 @@ def small_cnn(*, input_shape: Sequence[int] = (28, 28, 1), name: str = "small_cn
 
     Args:
         input_shape: Shape of one image (height, width, channels); at least 16×16.
+        init: ``"keras"`` (Glorot-uniform kernels, zero biases) or ``"pytorch"``, YOPO's
+            initialisation of this network: convolutions N(0, 2/fan_in) with zero bias,
+            dense layers PyTorch's U(±1/√fan_in) (:mod:`aatk.initializers`).
         name: Name of the model.
 
     Returns:
@@ -117,7 +124,8 @@ def small_cnn(*, input_shape: Sequence[int] = (28, 28, 1), name: str = "small_cn
 
     Raises:
         ValueError: If ``input_shape`` is not (height, width, channels) of positive
-            integers, or is smaller than 16×16 (the last pooling would be empty).
+            integers, or is smaller than 16×16 (the last pooling would be empty), or
+            ``init`` is unknown.
 
     Example:
         >>> encoder = small_cnn()
@@ -125,31 +133,39 @@ def small_cnn(*, input_shape: Sequence[int] = (28, 28, 1), name: str = "small_cn
         (2, 200)
     """
     shape = _check_input_shape(input_shape, min_size=16)
+    check_init(init)
     inputs = keras.Input(shape, name="image")
     x = inputs
     for index, filters in enumerate((32, 32, 64, 64), start=1):
-        x = layers.Conv2D(filters, 3, padding="valid", activation="relu", name=f"conv{index}")(x)
+        initializers = conv_kwargs(init, fan_in=9 * x.shape[-1], kaiming_normal=True)
+        x = layers.Conv2D(filters, 3, padding="valid", activation="relu", name=f"conv{index}", **initializers)(x)
         if index in (2, 4):
             x = layers.MaxPooling2D(2, name=f"maxpool{index // 2}")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(200, activation="relu", name="fc1")(x)
+    x = layers.Dense(200, activation="relu", name="fc1", **dense_kwargs(init, fan_in=x.shape[-1]))(x)
     x = layers.Dropout(0.5, name="drop")(x)
-    x = layers.Dense(200, activation="relu", name="fc2")(x)
+    x = layers.Dense(200, activation="relu", name="fc2", **dense_kwargs(init, fan_in=200))(x)
     return keras.Model(inputs, x, name=name)
 
 
 # --- CIFAR-10: residual networks --------------------------------------------------------------
 
 
-def _conv3x3(x, filters: int, stride: int, name: str):
+def _bias_free(init: str, *, fan_in: int) -> dict:
+    """Kernel initialiser arguments of a convolution without bias."""
+    return {k: v for k, v in conv_kwargs(init, fan_in=fan_in).items() if k != "bias_initializer"}
+
+
+def _conv3x3(x, filters: int, stride: int, name: str, init: str = "keras"):
     """A bias-free 3×3 convolution padded by one pixel on every side (PyTorch's padding=1)."""
+    initializers = _bias_free(init, fan_in=9 * x.shape[-1])
     if stride == 1:
-        return layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
+        return layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name, **initializers)(x)
     x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-    return layers.Conv2D(filters, 3, strides=stride, padding="valid", use_bias=False, name=name)(x)
+    return layers.Conv2D(filters, 3, strides=stride, padding="valid", use_bias=False, name=name, **initializers)(x)
 
 
-def _preact_block(x, filters: int, stride: int, name: str):
+def _preact_block(x, filters: int, stride: int, name: str, init: str = "keras"):
     """A pre-activation basic block: BN-ReLU-conv3×3-BN-ReLU-conv3×3 plus a shortcut.
 
     Shared by PreActBlock (kuangliu) and WRN's BasicBlock (TRADES): when the shape
@@ -160,13 +176,14 @@ def _preact_block(x, filters: int, stride: int, name: str):
     activated = layers.ReLU(name=f"{name}_relu1")(layers.BatchNormalization(**_BN, name=f"{name}_bn1")(x))
     if stride != 1 or in_channels != filters:
         shortcut = layers.Conv2D(
-            filters, 1, strides=stride, padding="valid", use_bias=False, name=f"{name}_shortcut"
+            filters, 1, strides=stride, padding="valid", use_bias=False, name=f"{name}_shortcut",
+            **_bias_free(init, fan_in=in_channels),
         )(activated)
     else:
         shortcut = x
-    out = _conv3x3(activated, filters, stride, name=f"{name}_conv1")
+    out = _conv3x3(activated, filters, stride, name=f"{name}_conv1", init=init)
     out = layers.ReLU(name=f"{name}_relu2")(layers.BatchNormalization(**_BN, name=f"{name}_bn2")(out))
-    out = _conv3x3(out, filters, 1, name=f"{name}_conv2")
+    out = _conv3x3(out, filters, 1, name=f"{name}_conv2", init=init)
     return layers.Add(name=f"{name}_add")([shortcut, out])
 
 
@@ -178,19 +195,21 @@ def _residual_encoder(
     stem_filters: int,
     stages: Sequence[tuple[int, int, int]],
     final_bn_relu: bool,
+    init: str,
     name: str,
 ) -> keras.Model:
     """normalize → conv3×3 stem → stages of (filters, stride, blocks) → [BN-ReLU] → global mean."""
     shape = _check_input_shape(input_shape)
+    check_init(init)
     inputs = keras.Input(shape, name="image")
     x = inputs
     normalize = _normalization(mean, std, shape[-1])
     if normalize is not None:
         x = normalize(x)
-    x = _conv3x3(x, stem_filters, 1, name="stem_conv")
+    x = _conv3x3(x, stem_filters, 1, name="stem_conv", init=init)
     for stage, (filters, stride, blocks) in enumerate(stages, start=1):
         for block in range(1, blocks + 1):
-            x = _preact_block(x, filters, stride if block == 1 else 1, name=f"stage{stage}_block{block}")
+            x = _preact_block(x, filters, stride if block == 1 else 1, name=f"stage{stage}_block{block}", init=init)
     if final_bn_relu:
         x = layers.ReLU(name="final_relu")(layers.BatchNormalization(**_BN, name="final_bn")(x))
     x = layers.GlobalAveragePooling2D(name="pool")(x)
@@ -203,6 +222,7 @@ def preact_resnet18(
     mean: Sequence[float] | None = CIFAR10_MEAN,
     std: Sequence[float] | None = CIFAR10_STD,
     final_bn_relu: bool = False,
+    init: str = "keras",
     name: str = "preact_resnet18",
 ) -> keras.Model:
     """PreAct-ResNet18 for CIFAR (kuangliu/pytorch-cifar, as used by YOPO), without its output layer.
@@ -225,6 +245,8 @@ def preact_resnet18(
             ``std=None`` for inputs that are already normalized.
         std: Per-channel standard deviation divided by inside the model.
         final_bn_relu: Adds BN + ReLU before the pooling (He et al., 2016).
+        init: ``"keras"`` (Glorot-uniform kernels) or ``"pytorch"`` (``nn.Conv2d``'s
+            default U(±1/√fan_in), which kuangliu's and YOPO's code keep).
         name: Name of the model.
 
     Returns:
@@ -248,6 +270,7 @@ def preact_resnet18(
         stem_filters=64,
         stages=((64, 1, 2), (128, 2, 2), (256, 2, 2), (512, 2, 2)),
         final_bn_relu=bool(final_bn_relu),
+        init=init,
         name=name,
     )
 
@@ -257,6 +280,7 @@ def wide_resnet34_10(
     input_shape: Sequence[int] = (32, 32, 3),
     mean: Sequence[float] | None = CIFAR10_MEAN,
     std: Sequence[float] | None = CIFAR10_STD,
+    init: str = "keras",
     name: str = "wide_resnet34_10",
 ) -> keras.Model:
     """WRN-34-10 of Madry et al. and TRADES (as used by YOPO), without its output layer.
@@ -278,6 +302,9 @@ def wide_resnet34_10(
         mean: Per-channel mean subtracted inside the model; ``None`` together with
             ``std=None`` for inputs that are already normalized.
         std: Per-channel standard deviation divided by inside the model.
+        init: ``"keras"`` (Glorot-uniform kernels) or ``"pytorch"`` (``nn.Conv2d``'s
+            default U(±1/√fan_in): YOPO's WideResNet leaves its custom initialisation
+            commented out).
         name: Name of the model.
 
     Returns:
@@ -301,6 +328,7 @@ def wide_resnet34_10(
         stem_filters=16,
         stages=((160, 1, 5), (320, 2, 5), (640, 2, 5)),
         final_bn_relu=True,
+        init=init,
         name=name,
     )
 

@@ -505,7 +505,9 @@ class PseudoInputModel(ThreeWayModel):
 
     def compile_from_config(self, config: dict) -> None:
         config = dict(config)
-        for unused in ("method", "attack", "loss", "loss_weights", "metrics", "weighted_metrics"):
+        # ThreeWayModel's training settings, which the pseudo-input objective does not use.
+        for unused in ("method", "attack", "attack_warmup_steps", "keep", "loss", "loss_weights", "metrics",
+                       "weighted_metrics"):
             config.pop(unused, None)
         optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer", "sgd"))
         self.compile(optimizer=optimizer, **config)

@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--subset", type=int, help="train on the first N training examples")
     train.add_argument("--seed", type=int, help="override experiment.seed")
     train.add_argument("--learning-rate", type=float, help="override training.learning_rate")
+    train.add_argument("--dtype", choices=("float32", "mixed_bfloat16"), help="override training.dtype")
     train.add_argument("--data-dir", help="folder of the original dataset files (default: $AATK_DATA_DIR, else tfds)")
     train.add_argument("--out", help="run folder (default: runs/<experiment.name>)")
     train.add_argument("--verbose", default="auto", help="Keras progress: auto, 0, 1 or 2")
@@ -63,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--attack", action="append", help="only this test attack (repeatable)")
     evaluate.add_argument("--batch-size", type=int, default=500)
     evaluate.add_argument("--no-adaptive", action="store_true", help="skip the adaptive attack on the detector")
+    evaluate.add_argument("--dtype", choices=("float32", "mixed_bfloat16"),
+                          help="evaluate in this dtype policy (default: the run's training one)")
 
     report = commands.add_parser("report", help="gather evaluations into one Markdown table")
     report.add_argument("--runs", nargs="+", required=True, help="run folders")
@@ -88,7 +91,27 @@ def _parser() -> argparse.ArgumentParser:
         ("inversion", "representation inversion from noise (App. D.2, Fig. 2a, 4)"),
         ("eps-curve", "accuracy of each way against epsilon"),
         ("detection", "detection and calibration, naive and adaptive attack, ROC curves (Table 4b)"),
+        ("dead-relus", "dead ReLU units per layer over the first training steps, for several recipes"),
+        ("monitor", "training curves of runs from their monitor.csv (R_adv, N_adv, DIA per epoch)"),
     ):
+        if name == "monitor":
+            sub = analyses.add_parser(name, help=help_text)
+            sub.add_argument("--runs", required=True, nargs="+", help="run folders (finished or not)")
+            sub.add_argument("--out", required=True, help="output folder")
+            sub.add_argument("--title", help="title of the figure")
+            continue
+        if name == "dead-relus":
+            sub = analyses.add_parser(name, help=help_text)
+            sub.add_argument("--config", required=True, help="the configuration to train from")
+            sub.add_argument("--variant", action="append",
+                             help='"label;section.key=value;..." (repeatable; default: as configured, and no warm-up)')
+            sub.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default 0)")
+            sub.add_argument("--steps", type=int, default=300, help="optimizer steps (default 300)")
+            sub.add_argument("--every", type=int, default=5, help="count dead units every N steps (default 5)")
+            sub.add_argument("--probe", type=int, default=512, help="probe training images (default 512)")
+            sub.add_argument("--out", required=True, help="output folder")
+            sub.add_argument("--data-dir", help="folder of the original dataset files")
+            continue
         sub = analyses.add_parser(name, help=help_text)
         sub.add_argument("--runs" if name in ("eps-curve", "detection") else "--run", required=True,
                          nargs="+" if name in ("eps-curve", "detection") else None, help="run folder(s)")
@@ -137,6 +160,7 @@ _OVERRIDES = (
     ("subset", "training.subset"),
     ("seed", "experiment.seed"),
     ("learning_rate", "training.learning_rate"),
+    ("dtype", "training.dtype"),
 )
 
 
@@ -173,7 +197,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     records = evaluate_run(
         args.run, data_dir=args.data_dir, subset=args.subset, attacks=args.attack,
-        batch_size=args.batch_size, adaptive=not args.no_adaptive,
+        batch_size=args.batch_size, adaptive=not args.no_adaptive, dtype=args.dtype,
     )
     for record in records.values():
         print(f"{record['run']} under {record['attack']}:\n{record['report']}\n")
@@ -190,6 +214,15 @@ _ONE_WAY = {
 }
 
 
+def _cell(record: dict, key: str) -> str:
+    """A figure in percent, with the half-width of its 95% interval where the record has one."""
+    value = 100 * record["figures"][key]
+    bounds = record.get("intervals_95", {}).get(key)
+    if bounds is None:
+        return f"{value:.1f}"
+    return f"{value:.1f} ±{100 * (bounds[1] - bounds[0]) / 2:.1f}"
+
+
 def _report(args: argparse.Namespace) -> int:
     records = []
     for folder in args.runs:
@@ -199,21 +232,25 @@ def _report(args: argparse.Namespace) -> int:
         records += [json.loads(path.read_text()) for path in evaluations]
     lines = []
     for attack in sorted({r["attack"] for r in records}):
-        lines += [f"### Test attack: {attack}", "", "| run | method | " + " | ".join(_TABLE_COLUMNS) + " |",
-                  "|---|---|" + "---|" * len(_TABLE_COLUMNS)]
+        lines += [f"### Test attack: {attack}", "",
+                  "Percent; ± the half-width of the 95% interval (Clopper–Pearson; DIA: paired normal).", "",
+                  "| run | method | epochs | test images | " + " | ".join(_TABLE_COLUMNS) + " |",
+                  "|---|---|---|---|" + "---|" * len(_TABLE_COLUMNS)]
         chosen = [r for r in records if r["attack"] == attack]
         for record in chosen:
             method = record["method"] if isinstance(record["method"], str) else "+".join(record["method"])
             shown = _ONE_WAY.get(method, _TABLE_COLUMNS)
-            cells = [f"{100 * record['figures'][c]:.1f}" if c in shown else "-" for c in _TABLE_COLUMNS]
-            lines.append(f"| {record['run']} | {method} | " + " | ".join(cells) + " |")
+            epochs = record.get("epochs", "?")
+            epochs = "+".join(map(str, epochs)) if isinstance(epochs, list) else epochs
+            cells = [_cell(record, c) if c in shown else "-" for c in _TABLE_COLUMNS]
+            lines.append(f"| {record['run']} | {method} | {epochs} | {record.get('samples', '?')} | " + " | ".join(cells) + " |")
         by_method = {r["method"]: r for r in chosen if isinstance(r["method"], str)}
-        if "1way-st" in by_method and ("1way-at" in by_method or "1way-at-half" in by_method):
+        if "st+at" not in by_method and "1way-st" in by_method and ("1way-at" in by_method or "1way-at-half" in by_method):
             st = by_method["1way-st"]["figures"]
             at = (by_method.get("1way-at") or by_method["1way-at-half"])["figures"]
             cells = ["-", f"{100 * at['R']:.1f}", f"{100 * st['N']:.1f}", f"{100 * at['R_adv']:.1f}",
                      f"{100 * st['N_adv']:.1f}", f"{100 * (at['R_adv'] - st['N_adv']):.1f}"]
-            lines.append("| ST+AT (the two one-way runs combined) | - | " + " | ".join(cells) + " |")
+            lines.append("| ST+AT (the two one-way runs combined) | - | - | - | " + " | ".join(cells) + " |")
         lines.append("")
     table = "\n".join(lines)
     print(table)
@@ -247,6 +284,16 @@ def _analyze(args: argparse.Namespace) -> int:
             args.run, out=args.out, data_dir=args.data_dir, per_class=args.per_class,
             steps=args.steps, step_size=args.step_size, seed=args.seed,
         )
+    elif args.analysis == "dead-relus":
+        from aatk.analysis.dead_relus import _variants
+
+        kwargs = {"variants": _variants(args.variant)} if args.variant else {}
+        path = experiments.dead_relu_figure(
+            args.config, out=args.out, seeds=args.seeds, steps=args.steps, every=args.every, probe=args.probe,
+            data_dir=args.data_dir, **kwargs,
+        )
+    elif args.analysis == "monitor":
+        path = experiments.monitor_figure(args.runs, out=args.out, title=args.title)
     elif args.analysis == "eps-curve":
         path = experiments.eps_curve_figure(
             args.runs, out=args.out, norm=args.norm, data_dir=args.data_dir, subset=args.subset,

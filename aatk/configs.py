@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from aatk.attacks import PGD
-from aatk.objectives import BASELINES, METHODS, TERMS
+from aatk.initializers import INITS
+from aatk.objectives import BASELINES, KEEP_RULES, METHODS, TERMS
+from aatk.optim import OPTIMIZERS
 
 PSEUDO_INPUT_METHOD = "pi"
 """The method name of the pseudo-input baseline (Sec. 3.1), trained by ``aatk pseudo-inputs``."""
@@ -49,15 +51,26 @@ ATTACK_PRESETS: dict[str, dict[str, Any]] = {
     # says the settings were taken; the step counts are Table 4a's.
     "mnist-linf-train": {"norm": "linf", "eps": 0.3, "step_size": 0.01, "steps": 5},
     "mnist-linf-test": {"norm": "linf", "eps": 0.3, "step_size": 0.01, "steps": 10},
-    # Table 4a, CIFAR-10 (also YOPO's experiments/CIFAR10/*.pgd10/config.py).
-    "cifar10-linf-train": {"norm": "linf", "eps": 8 / 255, "step_size": 2 / 255, "steps": 10},
-    "cifar10-linf-test": {"norm": "linf", "eps": 8 / 255, "step_size": 2 / 255, "steps": 20},
-    "cifar10-l2-test": {"norm": "l2", "eps": 0.3, "step_size": 0.1, "steps": 20},
+    # YOPO's MNIST attack (experiments/MNIST/pgd40/config.py, training and evaluation alike; also the
+    # evaluation of its YOPO-5-10 run): l-infinity PGD-40, eps 0.3, step 0.01, from a uniform random
+    # start (IPGD's default). Table 3 is compared under it: a 56-epoch standard CNN keeps 17.9% in the
+    # paper's Table 3 and 18.2% under this attack in ours (docs/results.md).
+    "mnist-linf-pgd40": {"norm": "linf", "eps": 0.3, "step_size": 0.01, "steps": 40, "random_start": True},
+    # The affordable training attack that reaches eps 0.3: five steps of 0.1 from a random start,
+    # chosen over PGD-40 training by the comparison in docs/results.md.
+    "mnist-linf-pgd5": {"norm": "linf", "eps": 0.3, "step_size": 0.1, "steps": 5, "random_start": True},
+    # Table 4a, CIFAR-10 (also YOPO's experiments/CIFAR10/*.pgd10/config.py), from a random start as
+    # YOPO's IPGD does by default.
+    "cifar10-linf-train": {"norm": "linf", "eps": 8 / 255, "step_size": 2 / 255, "steps": 10, "random_start": True},
+    "cifar10-linf-test": {"norm": "linf", "eps": 8 / 255, "step_size": 2 / 255, "steps": 20, "random_start": True},
+    "cifar10-l2-test": {"norm": "l2", "eps": 0.3, "step_size": 0.1, "steps": 20, "random_start": True},
 }
 """Named attacks; each is the keyword arguments of :class:`aatk.PGD`."""
 
 
 _DATASETS = ("mnist", "cifar10")
+DTYPES = ("float32", "mixed_bfloat16")
+"""Compute dtypes of training: float32, or Keras's mixed_bfloat16 policy (bf16 compute, float32 weights)."""
 _BACKBONES = ("small_cnn", "preact_resnet18", "wide_resnet34_10")
 
 _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
@@ -67,6 +80,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "dataset": (str, ...),
         "backbone": (str, ...),
         "method": ((str, list), ...),
+        "keep": (str, "misclassified"),
         "seed": (int, 0),
         "description": (str, ""),
     },
@@ -79,10 +93,24 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "milestones": (list, []),
         "gamma": ((int, float), 0.1),
         "subset": (int, 0),
+        # The paper's numerics (docs/results.md, "Deviations"): Keras's defaults unless a file asks.
+        "init": (str, "keras"),
+        "optimizer": (str, "sgd-keras"),
+        "warmup_steps": (int, 0),
+        "attack_warmup_steps": (int, 0),
+        "clipnorm": ((int, float), 0.0),
+        "dtype": (str, "float32"),
     },
     "attack": {
         "train": ((str, dict), ...),
         "test": (list, ...),
+    },
+    # A small attacked evaluation after training epochs (curves of R_adv, N_adv and DIA).
+    # It reads the model only, so it is not part of a run's fingerprint.
+    "monitor": {
+        "subset": (int, 0),  # first N test images; 0 turns the monitor off
+        "every": (int, 1),  # every that many epochs (and after the last)
+        "attack": (str, ""),  # a test attack's name; default the first test attack
     },
 }
 
@@ -95,6 +123,7 @@ class Config:
     dataset: str
     backbone: str
     method: str | tuple[str, ...]
+    keep: str
     seed: int
     description: str
     epochs: int
@@ -105,9 +134,18 @@ class Config:
     milestones: tuple[int, ...]
     gamma: float
     subset: int
+    init: str
+    optimizer: str
+    warmup_steps: int
+    attack_warmup_steps: int
+    clipnorm: float
+    dtype: str
     train_attack_name: str
     train_attack: dict[str, Any]
     test_attacks: dict[str, dict[str, Any]]
+    monitor_subset: int
+    monitor_every: int
+    monitor_attack: str
     source: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -118,6 +156,7 @@ class Config:
                 "dataset": self.dataset,
                 "backbone": self.backbone,
                 "method": self.method if isinstance(self.method, str) else list(self.method),
+                "keep": self.keep,
                 "seed": self.seed,
                 "description": self.description,
             },
@@ -130,21 +169,31 @@ class Config:
                 "milestones": list(self.milestones),
                 "gamma": self.gamma,
                 "subset": self.subset,
+                "init": self.init,
+                "optimizer": self.optimizer,
+                "warmup_steps": self.warmup_steps,
+                "attack_warmup_steps": self.attack_warmup_steps,
+                "clipnorm": self.clipnorm,
+                "dtype": self.dtype,
             },
             "attack": {
                 "train": {"name": self.train_attack_name, **self.train_attack},
                 "test": [{"name": k, **v} for k, v in self.test_attacks.items()],
             },
+            "monitor": {"subset": self.monitor_subset, "every": self.monitor_every, "attack": self.monitor_attack},
             "source": self.source,
         }
 
-    def train_pgd(self) -> PGD:
-        """The training attack."""
-        return PGD(**self.train_attack)
+    def make_train_attack(self) -> PGD:
+        """The training attack; its random starts are seeded by the experiment's seed unless
+        the attack's table gives one (the model draws them from its own generator, started
+        from this one's state)."""
+        return PGD(**{"seed": self.seed, **self.train_attack})
 
-    def test_pgds(self) -> dict[str, PGD]:
-        """The test attacks by name."""
-        return {name: PGD(**spec) for name, spec in self.test_attacks.items()}
+    def make_test_attacks(self) -> dict[str, PGD]:
+        """The test attacks by name; random starts seeded (0 unless the table gives a seed),
+        so that an evaluation is reproducible."""
+        return {name: PGD(**{"seed": 0, **spec}) for name, spec in self.test_attacks.items()}
 
 
 def attack_from_spec(spec: str | dict, *, key: str) -> tuple[str, dict[str, Any]]:
@@ -266,6 +315,8 @@ def validate(data: dict, *, source: str = "<dict>") -> Config:
             raise ConfigError(f"experiment.method: a list must hold distinct terms from {TERMS}, got {method!r}")
         method = tuple(t for t in TERMS if t in method)
     _positive_int(experiment["seed"], "experiment.seed", minimum=0)
+    if experiment["keep"] not in KEEP_RULES:
+        raise ConfigError(f"experiment.keep: must be one of {KEEP_RULES}, got {experiment['keep']!r}")
     epochs = _positive_int(training["epochs"], "training.epochs")
     _positive_int(training["batch_size"], "training.batch_size")
     _positive_int(training["subset"], "training.subset", minimum=0)
@@ -275,6 +326,11 @@ def validate(data: dict, *, source: str = "<dict>") -> Config:
     if milestones and milestones[0] < 1:
         # Milestones after the last epoch are allowed: a shortened run (--epochs) stops before them.
         raise ConfigError(f"training.milestones: must be >= 1, got {milestones!r}")
+    for key, allowed in (("init", INITS), ("optimizer", OPTIMIZERS), ("dtype", DTYPES)):
+        if training[key] not in allowed:
+            raise ConfigError(f"training.{key}: must be one of {allowed}, got {training[key]!r}")
+    _positive_int(training["warmup_steps"], "training.warmup_steps", minimum=0)
+    _positive_int(training["attack_warmup_steps"], "training.attack_warmup_steps", minimum=0)
     train_name, train_attack = attack_from_spec(attack["train"], key="attack.train")
     if not attack["test"]:
         raise ConfigError("attack.test: needs at least one attack")
@@ -284,11 +340,18 @@ def validate(data: dict, *, source: str = "<dict>") -> Config:
         if name in test_attacks:
             raise ConfigError(f"attack.test[{index}]: duplicate attack name {name!r}")
         test_attacks[name] = kwargs
+    monitor = values["monitor"]
+    _positive_int(monitor["subset"], "monitor.subset", minimum=0)
+    _positive_int(monitor["every"], "monitor.every")
+    monitor_attack = monitor["attack"] or next(iter(test_attacks))
+    if monitor_attack not in test_attacks:
+        raise ConfigError(f"monitor.attack: {monitor_attack!r} is not a test attack; known: {sorted(test_attacks)}")
     return Config(
         name=experiment["name"],
         dataset=experiment["dataset"],
         backbone=experiment["backbone"],
         method=method,
+        keep=experiment["keep"],
         seed=experiment["seed"],
         description=experiment["description"],
         epochs=epochs,
@@ -299,9 +362,18 @@ def validate(data: dict, *, source: str = "<dict>") -> Config:
         milestones=tuple(milestones),
         gamma=_finite(training["gamma"], "training.gamma", strict=True),
         subset=training["subset"],
+        init=training["init"],
+        optimizer=training["optimizer"],
+        warmup_steps=training["warmup_steps"],
+        attack_warmup_steps=training["attack_warmup_steps"],
+        clipnorm=_finite(training["clipnorm"], "training.clipnorm"),
+        dtype=training["dtype"],
         train_attack_name=train_name,
         train_attack=train_attack,
         test_attacks=test_attacks,
+        monitor_subset=monitor["subset"],
+        monitor_every=monitor["every"],
+        monitor_attack=monitor_attack,
         source=source,
     )
 
@@ -316,11 +388,29 @@ def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None) ->
     Raises:
         ConfigError: On a missing file, invalid TOML, or an invalid key or value.
     """
-    path = Path(path)
-    data = _read(path)
+    return with_overrides(read_config_data(path), overrides, source=str(path))
+
+
+def read_config_data(path: str | Path) -> dict:
+    """The merged (``extends``) but unvalidated content of a TOML configuration, read once,
+    e.g. to derive several configurations from it with :func:`with_overrides`.
+
+    Raises:
+        ConfigError: On a missing file, invalid TOML or a broken ``extends``.
+    """
+    return _read(Path(path))
+
+
+def with_overrides(data: dict, overrides: dict[str, Any] | None = None, *, source: str = "<dict>") -> Config:
+    """Validates ``data`` (as read by :func:`read_config_data`) with dotted keys overridden.
+
+    Raises:
+        ConfigError: On an unknown key or an invalid value.
+    """
+    data = copy.deepcopy(data)
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         if section not in _SCHEMA or key not in _SCHEMA[section]:
             raise ConfigError(f"{dotted}: unknown key")
         data.setdefault(section, {})[key] = value
-    return validate(data, source=str(path))
+    return validate(data, source=source)

@@ -58,6 +58,7 @@ __all__ = [
     "load",
     "load_arrays",
     "pad_crop_flip",
+    "pad_crop_flip_numpy",
     "read_cifar10",
     "read_mnist",
 ]
@@ -535,6 +536,45 @@ def pad_crop_flip(images: tf.Tensor, *, seed: tf.Tensor, padding: int = 4) -> tf
     cropped = tf.gather(cropped, cols, axis=2, batch_dims=1)  # (B, H, W, C)
     flipped = tf.where(flips[:, None, None, None], tf.reverse(cropped, axis=[2]), cropped)
     return tf.ensure_shape(flipped, images.shape)
+
+
+def pad_crop_flip_numpy(images: np.ndarray, *, rng: np.random.Generator, padding: int = 4) -> np.ndarray:
+    """:func:`pad_crop_flip` in NumPy, for machines without TensorFlow (e.g. JAX on a GPU).
+
+    The same augmentation — zero-pad by ``padding``, crop back at a uniformly random
+    offset, flip left-right with probability 1/2, each image on its own — drawn from
+    ``rng``; the draws differ from the TensorFlow version's, the distribution does not.
+
+    Args:
+        images: A batch of images (B, H, W, C), any dtype.
+        rng: The NumPy generator to draw offsets and flips from.
+        padding: Pixels of zeros added on each side (≥ 0).
+
+    Returns:
+        The augmented batch, same shape and dtype.
+
+    Raises:
+        ValueError: If ``images`` is not 4-D or ``padding`` is negative.
+
+    Example:
+        >>> x = np.arange(2 * 4 * 4 * 1, dtype="float32").reshape(2, 4, 4, 1)
+        >>> pad_crop_flip_numpy(x, rng=np.random.default_rng(0), padding=1).shape
+        (2, 4, 4, 1)
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be a batch (B, H, W, C), got shape {images.shape}")
+    if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+        raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
+    batch, height, width, _ = images.shape
+    offsets = rng.integers(0, 2 * padding + 1, size=(batch, 2))
+    flips = rng.random(batch) < 0.5
+    padded = np.pad(images, [(0, 0), (padding, padding), (padding, padding), (0, 0)])
+    rows = offsets[:, :1] + np.arange(height)[None, :]  # (B, H)
+    cols = offsets[:, 1:] + np.arange(width)[None, :]  # (B, W)
+    cropped = padded[np.arange(batch)[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    cropped[flips] = cropped[flips, :, ::-1]
+    return cropped
 
 
 def _to_float(images, labels):

@@ -55,6 +55,52 @@ class EvaluationReport(dict):
         self.attack = attack
         self.details = details if details is not None else {}
 
+    def intervals(self, *, confidence: float = 0.95) -> dict[str, tuple[float, float]]:
+        """Confidence intervals of the accuracies and of DIA, from the per-example details.
+
+        Accuracies (S, R, N, R_adv, N_adv and the standard-way attack's S/R/N_adv_s) get
+        the Clopper–Pearson (exact binomial) interval. DIA and DIA_s are means of the
+        per-example differences dᵢ = [robust way right] − [non-robust way right] ∈ {−1, 0, 1}
+        over the same examples (paired), with the normal interval mean ± z·sd(d)/√n.
+
+        Args:
+            confidence: Confidence level in (0, 1).
+
+        Returns:
+            Figure name → (lower, upper), for the figures this report has details for.
+
+        Raises:
+            ValueError: If ``confidence`` is not in (0, 1), or the report has no details.
+        """
+        from theory.simulation import estimate_from_counts
+
+        if not 0.0 < confidence < 1.0:
+            raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        if "labels" not in self.details:
+            raise ValueError("this report has no per-example details to compute intervals from")
+        labels = self.details["labels"]
+        correct = {}
+        for key, group, way in (
+            ("S", "clean", "standard"), ("R", "clean", "robust"), ("N", "clean", "non_robust"),
+            ("R_adv", "robust_attack", "robust"), ("N_adv", "non_robust_attack", "non_robust"),
+            ("S_adv_s", "standard_attack", "standard"), ("R_adv_s", "standard_attack", "robust"),
+            ("N_adv_s", "standard_attack", "non_robust"),
+        ):
+            predictions = self.details.get(group, {}).get(way)
+            if predictions is not None:
+                correct[key] = np.asarray(predictions) == labels
+        out = {}
+        for key, hits in correct.items():
+            estimate = estimate_from_counts(int(hits.sum()), int(hits.size), confidence=confidence)
+            out[key] = (float(estimate.lower), float(estimate.upper))
+        z = float(stats.norm.ppf(0.5 + confidence / 2))
+        for key, (robust, non_robust) in (("DIA", ("R_adv", "N_adv")), ("DIA_s", ("R_adv_s", "N_adv_s"))):
+            if robust in correct and non_robust in correct:
+                differences = correct[robust].astype(float) - correct[non_robust].astype(float)
+                half = z * float(differences.std(ddof=1)) / np.sqrt(differences.size) if differences.size > 1 else 1.0
+                out[key] = (float(differences.mean() - half), float(differences.mean() + half))
+        return out
+
     def to_markdown(self) -> str:
         """A Markdown table, one row per figure, in percent."""
         lines = [f"Attack: {self.attack!r}; {self.samples} test examples.", "", "| group | figure | % |", "|---|---|---|"]

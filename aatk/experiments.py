@@ -30,10 +30,12 @@ __all__ = [
     "PI_NON_ROBUST_ATTACKS",
     "class_examples",
     "combine_runs",
+    "dead_relu_figure",
     "detection_figure",
     "eps_curve_figure",
     "gradient_figure",
     "inversion_figure",
+    "monitor_figure",
     "pseudo_input_run",
 ]
 
@@ -264,7 +266,7 @@ def detection_figure(
     for run in runs:
         config, model = _load(run)
         name = attack or next(iter(config.test_attacks))
-        pgds = config.test_pgds()
+        pgds = config.make_test_attacks()
         if name not in pgds:
             raise ValueError(f"{run}: {name!r} is not a test attack of this run; known: {sorted(pgds)}")
         x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=subset)
@@ -336,7 +338,7 @@ def combine_runs(
     x, y = datasets.load_arrays(st_config.dataset, "test", data_dir=data_dir, subset=subset)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pgds = st_config.test_pgds()
+    pgds = st_config.make_test_attacks()
     records = {}
     for name in shared:
         report = evaluate(model, (x, y), pgds[name], adaptive=adaptive)
@@ -348,6 +350,7 @@ def combine_runs(
             "samples": report.samples,
             "epochs": [st_config.epochs, at_config.epochs],
             "figures": dict(report),
+            "intervals_95": {key: list(bounds) for key, bounds in report.intervals(confidence=0.95).items()},
         }
         _atomic_write(out / f"eval-{name}.json", json.dumps(record, indent=2))
         _atomic_write(out / f"eval-{name}.md", f"# ST+AT ({record['run']}) under {name}\n\n{report.to_markdown()}\n")
@@ -441,3 +444,121 @@ def pseudo_input_run(
     )
     model.save(out / "model.keras")
     return model
+
+
+def dead_relu_figure(
+    config_path: str | Path,
+    *,
+    out: str | Path,
+    variants: Sequence[tuple[str, dict]] = (("as configured", {}), ("no warm-up", {"training.warmup_steps": 0})),
+    seeds: Sequence[int] = (0,),
+    steps: int = 300,
+    every: int = 5,
+    probe: int = 512,
+    data_dir: str | None = None,
+) -> Path:
+    """Dead ReLUs per layer over the first ``steps`` optimizer steps, for several training recipes.
+
+    Each variant is the configuration with some keys overridden (e.g.
+    ``{"training.warmup_steps": 0}``); each is trained from scratch for every seed, on
+    the configuration's training images (``training.subset`` if set), with its
+    optimiser, learning-rate schedule, method and training attack, one
+    ``train_on_batch`` per step (:func:`aatk.analysis.dead_relus.dead_relu_trajectory`).
+    Dead units are counted on the first ``probe`` training images; the clean accuracy
+    of each way on the first 2,000 test images after the last step goes in the panel
+    titles. Writes ``out/dead-relus.json`` and ``out/dead-relus.png``.
+
+    Returns:
+        The PNG's path.
+
+    Raises:
+        ValueError: On no variant or seed, or an invalid override (as ConfigError).
+    """
+    import math
+
+    from aatk.analysis.dead_relus import dead_relu_trajectory, plot_dead_relus
+    from aatk.configs import read_config_data, with_overrides
+    from aatk.training import attacked_accuracies, build_model, build_optimizer
+
+    if not variants or not seeds:
+        raise ValueError("give at least one variant and one seed")
+    data = read_config_data(config_path)  # read once: every variant derives from the same text
+    base = with_overrides(data, source=str(config_path))
+    x, y = datasets.load_arrays(base.dataset, "train", data_dir=data_dir, subset=base.subset or None)
+    x_test, y_test = datasets.load_arrays(base.dataset, "test", data_dir=data_dir, subset=2000)
+    results: dict = {}
+    record: dict = {"config": str(config_path), "steps": steps, "every": every, "probe": probe, "variants": {}}
+    for label, overrides in variants:
+        record["variants"][label] = {"overrides": dict(overrides), "seeds": {}}
+        for seed in seeds:
+            config = with_overrides(data, {**overrides, "experiment.seed": int(seed)}, source=str(config_path))
+            print(f"dead ReLUs: {label!r}, seed {seed}: {steps} steps", flush=True)
+            keras.utils.set_random_seed(config.seed)
+            model = build_model(config)
+            model.compile(
+                optimizer=build_optimizer(config, steps_per_epoch=math.ceil(len(x) / config.batch_size)),
+                method=config.method,
+                attack=config.make_train_attack(),
+                attack_warmup_steps=config.attack_warmup_steps,
+                keep=config.keep,
+            )
+            trajectory = dead_relu_trajectory(
+                model, x, y, probe=x[:probe], steps=steps, batch_size=config.batch_size, every=every, seed=config.seed
+            )
+            clean = attacked_accuracies(model, x_test, y_test, config.make_train_attack(), ways=())
+            trajectory["accuracy"] = {"standard": clean["S"], "robust": clean["R"], "non_robust": clean["N"]}
+            results.setdefault(label, {})[str(seed)] = trajectory
+            record["variants"][label]["seeds"][str(seed)] = trajectory
+    _write_json(Path(out) / "dead-relus.json", record)
+    return plot_dead_relus(
+        results, Path(out) / "dead-relus.png",
+        title=f"Dead ReLUs over the first {steps} steps, {base.name} ({base.method}), lr {base.learning_rate:g}",
+    )
+
+
+def monitor_figure(runs: Sequence[str | Path], *, out: str | Path, title: str | None = None) -> Path:
+    """Training curves of runs from their ``monitor.csv``: clean S, R, N and attacked R_adv,
+    N_adv, DIA after every monitored epoch, one panel per run (finished or not).
+
+    Writes ``out/monitor.png`` and ``out/monitor.json`` (the curves).
+
+    Returns:
+        The PNG's path.
+
+    Raises:
+        ValueError: If no run is given, or a run folder has no ``monitor.csv``.
+    """
+    import csv
+
+    from aatk.analysis.plots import plot_training_curves
+
+    if not runs:
+        raise ValueError("give at least one run folder")
+    curves = {}
+    for run in runs:
+        run = Path(run)
+        path = run / "monitor.csv"
+        if not path.exists():
+            raise ValueError(f"{run} has no monitor.csv (train with monitor.subset > 0)")
+        with path.open(newline="") as stream:
+            rows = list(csv.DictReader(stream))
+        if not rows:
+            raise ValueError(f"{path} has no epoch yet")
+        config = json.loads((run / "config.json").read_text())
+        name = config.get("experiment", {}).get("name", run.name)
+        curve = {"epoch": [int(r["epoch"]) for r in rows]}
+        for key in ("S", "R", "N", "R_adv", "N_adv", "DIA"):
+            values = [float(r[key]) if r.get(key) not in (None, "") else None for r in rows]
+            if any(v is not None for v in values):
+                curve[key] = values
+        for key in _ONE_WAY_HIDDEN.get(config.get("experiment", {}).get("method"), ()):
+            curve.pop(key, None)
+        curve["subtitle"] = (f"{rows[-1]['attack']}, {rows[-1]['samples']} test images, "
+                             f"{curve['epoch'][-1]}/{config.get('training', {}).get('epochs', '?')} epochs")
+        curves[name] = curve
+    _write_json(Path(out) / "monitor.json", curves)
+    return plot_training_curves(curves, Path(out) / "monitor.png", title=title)
+
+
+_ONE_WAY_HIDDEN = {"1way-st": ("S", "R"), "1way-at": ("S", "N"), "1way-at-half": ("S", "N")}
+"""Clean accuracies a one-way run does not train (not worth plotting)."""

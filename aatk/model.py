@@ -24,7 +24,9 @@ from keras import layers, ops
 
 from aatk import backend
 from aatk.attacks import PGD
+from aatk.initializers import check_init, dense_kwargs
 from aatk.objectives import (
+    KEEP_RULES,
     L_AN,
     L_AR,
     L_AS,
@@ -84,11 +86,16 @@ class ThreeWayModel(keras.Model):
         num_classes: Number of classes C ≥ 2.
         hidden: Width of the head's hidden layer; defaults to the encoders' width H
             (both encoders must then have the same width).
+        init: Initialisation of the head: ``"keras"`` (Glorot-uniform kernels, zero
+            biases) or ``"pytorch"`` (``nn.Linear``'s default, kernel and bias
+            U(±1/√fan_in), as the paper's PyTorch head had; :mod:`aatk.initializers`).
+            The encoders are initialised by whoever builds them.
         **kwargs: Passed to ``keras.Model`` (e.g. ``name``).
 
     Raises:
         ValueError: If an encoder is not a Keras layer or does not output vectors,
-            if ``num_classes`` < 2, or if ``hidden`` is not a positive integer.
+            if ``num_classes`` < 2, if ``hidden`` is not a positive integer, or if
+            ``init`` is unknown.
 
     Example:
         >>> enc = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu")])
@@ -104,9 +111,11 @@ class ThreeWayModel(keras.Model):
         num_classes: int,
         *,
         hidden: int | None = None,
+        init: str = "keras",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.init = check_init(init)
         for name, encoder in (("encoder_r", encoder_r), ("encoder_n", encoder_n)):
             if not isinstance(encoder, keras.layers.Layer):
                 raise ValueError(f"{name} must be a Keras layer or model, got {type(encoder).__name__}")
@@ -136,6 +145,9 @@ class ThreeWayModel(keras.Model):
             self._trackers[f"acc_{short}"] = keras.metrics.SparseCategoricalAccuracy(name=f"acc_{short}")
         for short in ("s", "n"):
             self._trackers[f"kept_{short}"] = keras.metrics.Mean(name=f"kept_{short}")
+        self._trackers["attack_eps"] = keras.metrics.Mean(name="attack_eps")
+        self.attack_warmup_steps = 0
+        self.keep = "misclassified"
         self._active_metrics: tuple[str, ...] = ("loss", "l_st", "acc_s", "acc_r", "acc_n")
         # The training attack's random starts draw from the model's own generator: its state
         # is then part of the model's (checkpointed, and carried through a JAX train step).
@@ -168,8 +180,15 @@ class ThreeWayModel(keras.Model):
             )
         hidden = self.hidden or self.width_r
         self.input_example_shape = input_shape[1:]
-        self.head_hidden = layers.Dense(hidden, activation="relu", name="head_hidden")
-        self.head_logits = layers.Dense(self.num_classes, name="head_logits")
+        # The head computes in the model's own dtype policy (saved with it), not in whatever
+        # global policy is set when a saved model is loaded.
+        self.head_hidden = layers.Dense(
+            hidden, activation="relu", name="head_hidden", dtype=self.dtype_policy,
+            **dense_kwargs(self.init, fan_in=self.width_r + self.width_n),
+        )
+        self.head_logits = layers.Dense(
+            self.num_classes, name="head_logits", dtype=self.dtype_policy, **dense_kwargs(self.init, fan_in=hidden)
+        )
         for encoder in (self.encoder_r, self.encoder_n):
             if not encoder.built:
                 encoder.build(input_shape)
@@ -282,6 +301,8 @@ class ThreeWayModel(keras.Model):
         *,
         method: str | Iterable[str] = "aat++",
         attack: PGD | None = None,
+        attack_warmup_steps: int = 0,
+        keep: str = "misclassified",
         **kwargs: Any,
     ) -> None:
         """Configures training with a method (a set of loss terms) and the training attack.
@@ -292,6 +313,16 @@ class ThreeWayModel(keras.Model):
                 subset of ``("st", "as", "ar", "an")``.
             attack: The PGD used to craft x_adv^s, x_adv^r and x_adv^n; required
                 whenever the method has an adversarial term.
+            attack_warmup_steps: Grow the training attack's ε (and step size) linearly
+                from ε/N to ε over the first N optimizer steps (0: full ε from the start),
+                a curriculum often used for large ε. Not in the paper, and off in the
+                shipped configurations: it did not prevent the collapse of AAT++ at
+                Table 5's learning rate, ``keep="flipped"`` did (``docs/results.md``).
+                The current ε is logged as ``attack_eps``.
+            keep: Which adversarial examples of the standard and non-robust ways make
+                pseudo-pairs (L_AS, L_AN): ``"misclassified"``, every x_adv with ŷ ≠ y
+                (Algorithm 1), or ``"flipped"``, only those whose clean input the
+                attacked way classified correctly (:func:`aatk.objectives.adversarial_labels`).
             **kwargs: Passed to ``keras.Model.compile`` (``steps_per_execution``,
                 ``run_eagerly``, ``jit_compile``...). ``loss`` and ``metrics`` are
                 not accepted: the objectives and metrics come from ``method``.
@@ -312,7 +343,13 @@ class ThreeWayModel(keras.Model):
             raise ValueError(f"method {method!r} has adversarial terms and needs attack=aatk.PGD(...)")
         if attack is not None and not isinstance(attack, PGD):
             raise ValueError(f"attack must be an aatk.PGD, got {type(attack).__name__}")
+        if isinstance(attack_warmup_steps, bool) or not isinstance(attack_warmup_steps, (int, np.integer)) or attack_warmup_steps < 0:
+            raise ValueError(f"attack_warmup_steps must be an integer >= 0, got {attack_warmup_steps!r}")
+        if keep not in KEEP_RULES:
+            raise ValueError(f"keep must be one of {KEEP_RULES}, got {keep!r}")
         super().compile(optimizer=optimizer, **kwargs)
+        self.attack_warmup_steps = int(attack_warmup_steps)
+        self.keep = keep
         self.method = method if isinstance(method, str) else list(terms)
         self.terms = terms
         self.term_weights = weights
@@ -327,6 +364,7 @@ class ThreeWayModel(keras.Model):
             + tuple(f"acc_{_SHORT[way]}" for way in WAYS)
             + (("kept_s",) if "as" in terms else ())
             + (("kept_n",) if "an" in terms else ())
+            + (("attack_eps",) if self.attack_warmup_steps and {"as", "ar", "an"} & set(terms) else ())
         )
 
     @property
@@ -344,6 +382,8 @@ class ThreeWayModel(keras.Model):
             config = dict(config)
             config["method"] = self.method
             config["attack"] = None if self.attack is None else keras.saving.serialize_keras_object(self.attack)
+            config["attack_warmup_steps"] = self.attack_warmup_steps
+            config["keep"] = self.keep
         return config
 
     def compile_from_config(self, config: dict) -> None:
@@ -351,15 +391,17 @@ class ThreeWayModel(keras.Model):
         method = config.pop("method", ["st"])
         attack = config.pop("attack", None)
         attack = None if attack is None else keras.saving.deserialize_keras_object(attack)
+        attack_warmup_steps = config.pop("attack_warmup_steps", 0)
+        keep = config.pop("keep", "misclassified")
         optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer", "sgd"))
         for unused in ("loss", "loss_weights", "metrics", "weighted_metrics"):
             config.pop(unused, None)
-        self.compile(optimizer=optimizer, method=method, attack=attack, **config)
+        self.compile(optimizer=optimizer, method=method, attack=attack, attack_warmup_steps=attack_warmup_steps, keep=keep, **config)
         if self.built:
             with backend.variable_scope(self):
                 self.optimizer.build(self.trainable_variables)
 
-    def _adversarial_examples(self, x, y) -> dict:
+    def _adversarial_examples(self, x, y, *, eps_scale=None) -> dict:
         """Algorithm 1's attacks, in inference mode; every output is a constant.
 
         The attacks on the standard, robust and non-robust ways run as one PGD on the
@@ -379,14 +421,28 @@ class ThreeWayModel(keras.Model):
             return ops.concatenate(losses, axis=0) if len(losses) > 1 else losses[0]
 
         x_all = ops.concatenate(copies, axis=0) if len(copies) > 1 else x
-        x_adv = dict(zip(attacked, _split(self.attack.perturb(loss_fn, x_all, seed_generator=self.attack_seed_generator), copies)))
+        x_adv_all = self.attack.perturb(
+            loss_fn, x_all, seed_generator=self.attack_seed_generator, eps_scale=eps_scale
+        )
+        x_adv = dict(zip(attacked, _split(x_adv_all, copies)))
         labelled = [way for way in attacked if way != "robust"]  # ŷ_s, ŷ_n and the masks of Eq. 7 and Eq. 10
-        logits = self.many_way_logits([(x_adv[way], (way,)) for way in labelled], training=False) if labelled else []
+        requests = [(x_adv[way], (way,)) for way in labelled]
+        if labelled and self.keep == "flipped":  # the clean predictions of the same ways, for the mask
+            requests.append((x, tuple(labelled)))
+        logits = self.many_way_logits(requests, training=False) if labelled else []
+        clean = logits[len(labelled)] if self.keep == "flipped" and labelled else {}
         adversarial = {way: {"x": x_adv[way]} for way in attacked}
         for way, result in zip(labelled, logits):
-            predicted, kept = adversarial_labels(result[way], y)
+            predicted, kept = adversarial_labels(result[way], y, clean_logits=clean.get(way))
             adversarial[way].update(labels=predicted, kept=kept)
         return adversarial
+
+    def _attack_eps_scale(self):
+        """min(1, (t + 1) / N) at optimizer step t during the attack's ε warm-up, else None."""
+        if not self.attack_warmup_steps:
+            return None
+        step = ops.cast(self.optimizer.iterations, "float32")
+        return ops.minimum(1.0, (step + 1.0) / float(self.attack_warmup_steps))
 
     def _trained_variables(self) -> list:
         """The weights the method's terms reach: a one-way baseline leaves one encoder out.
@@ -466,13 +522,14 @@ class ThreeWayModel(keras.Model):
         y = self._labels(y)
         # A second line of defence for inputs that are neither arrays nor datasets (see fit).
         backend.check_batch(x, y, num_classes=self.num_classes, bounds=self.attack.bounds if self.attack else None)
-        adversarial = self._adversarial_examples(x, y)
+        eps_scale = self._attack_eps_scale()  # before the step: the rate of this step's attack
+        adversarial = self._adversarial_examples(x, y, eps_scale=eps_scale)
         variables = self._trained_variables()
         loss, aux, gradients = backend.value_and_weight_gradients(
             lambda: self._objective(x, y, adversarial, training=True), variables
         )
         self.optimizer.apply(gradients, variables)
-        return self._update_metrics(loss, aux, y, adversarial)
+        return self._update_metrics(loss, aux, y, adversarial, eps_scale=eps_scale)
 
     def _stateful_test_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -490,7 +547,7 @@ class ThreeWayModel(keras.Model):
             logs[tracker.name] = tracker.result()
         return logs
 
-    def _update_metrics(self, loss, aux, y, adversarial) -> dict:
+    def _update_metrics(self, loss, aux, y, adversarial, *, eps_scale=None) -> dict:
         """Updates the metrics this step measured and returns their values (fit's logs)."""
         updated = [self._trackers["loss"]]
         updated[0].update_state(loss)
@@ -506,6 +563,9 @@ class ThreeWayModel(keras.Model):
         if "kept_n" in self._active_metrics:
             updated.append(self._trackers["kept_n"])
             updated[-1].update_state(ops.mean(adversarial["non_robust"]["kept"]))
+        if "attack_eps" in self._active_metrics:
+            updated.append(self._trackers["attack_eps"])
+            updated[-1].update_state(self.attack.eps * eps_scale)
         return {m.name: m.result() for m in self.metrics if any(m is u for u in updated)}
 
     # --- input validation ----------------------------------------------------------------
@@ -578,11 +638,7 @@ class ThreeWayModel(keras.Model):
             spec = getattr(x, "element_spec", None)
             shape = tuple(spec[0].shape) if spec is not None else (None, *np.shape(x)[1:])
             self.build(shape)
-        if not self.optimizer.built:
-            # Build the optimizer for every weight now: a one-way baseline updates only some of
-            # them, and an optimizer built from that subset would not match the one rebuilt on loading.
-            with backend.variable_scope(self):
-                self.optimizer.build(self.trainable_variables)
+        self._build_optimizer_for_every_weight()
         if hasattr(x, "element_spec"):
             kwargs.setdefault("shuffle", False)  # Keras ignores it for a dataset (and warns): it shuffles itself
         x = self._checked_fit_data(x, y, "x")
@@ -593,6 +649,23 @@ class ThreeWayModel(keras.Model):
             kwargs["validation_data"] = self._checked_fit_data(validation, None, "validation_data")
         return super().fit(x, y, *args, **kwargs)
 
+    def _build_optimizer_for_every_weight(self) -> None:
+        # Build the optimizer for every weight now: a one-way baseline updates only some of
+        # them, and an optimizer built from that subset would not match the one rebuilt on loading.
+        if not self.optimizer.built:
+            with backend.variable_scope(self):
+                self.optimizer.build(self.trainable_variables)
+
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        """``keras.Model.train_on_batch`` after checking the batch (see :meth:`validate_inputs`)."""
+        if not self.compiled:
+            raise ValueError("call compile(optimizer=..., method=..., attack=...) before train_on_batch")
+        if not self.built:
+            self.build((None, *np.shape(x)[1:]))
+        self._build_optimizer_for_every_weight()
+        self.validate_inputs(x, y)
+        return super().train_on_batch(x, y, *args, **kwargs)
+
     # --- serialisation -------------------------------------------------------------------
 
     def get_config(self) -> dict:
@@ -601,7 +674,9 @@ class ThreeWayModel(keras.Model):
             "encoder_n": keras.saving.serialize_keras_object(self.encoder_n),
             "num_classes": self.num_classes,
             "hidden": self.hidden,
+            "init": self.init,
             "name": self.name,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
 
     @classmethod

@@ -23,6 +23,7 @@ __all__ = [
     "TERMS",
     "METHODS",
     "cross_entropy",
+    "KEEP_RULES",
     "adversarial_labels",
     "L_ST",
     "L_AS",
@@ -51,7 +52,9 @@ ONE_WAY_TERMS = ("st_r", "st_n")
 BASELINES = {
     "1way-st": {"st_n": 1.0},  # Sec. 3.1: standard training of the non-robust way only
     "1way-at": {"ar": 1.0},  # Sec. 3.1: Madry's AT of the robust way only (Eq. 3 = Eq. 9)
-    "1way-at-half": {"st_r": 0.5, "ar": 0.5},  # footnote 2: half clean, half adversarial
+    # Footnote 2: half-half AT, a clean and an adversarial cross-entropy per example. Summed, not
+    # averaged, as YOPO's training loop does (it back-propagates both losses before one SGD step).
+    "1way-at-half": {"st_r": 1.0, "ar": 1.0},
 }
 """One-way baselines in the three-way framework, as weighted terms (Sec. 3.1)."""
 
@@ -61,20 +64,47 @@ def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
     return ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
 
 
-def adversarial_labels(adversarial_logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+KEEP_RULES = ("misclassified", "flipped")
+"""Which adversarial examples make pseudo-pairs: every misclassified one (Algorithm 1), or
+only those of inputs the attacked way classified correctly (:func:`adversarial_labels`)."""
+
+
+def adversarial_labels(
+    adversarial_logits: Tensor, labels: Tensor, *, clean_logits: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """ŷ = argmax h(x_adv) and the mask of examples kept by Algorithm 1 (ŷ ≠ y).
 
     Both are constants for the objective: ŷ is an argmax and the mask a comparison,
     and neither passes a gradient.
 
+    With ``clean_logits`` (h(x) of the same way on the clean inputs), an example is kept
+    only if the attack *flipped* it: h(x) predicted y and h(x_adv) does not. Algorithm 1
+    keeps every misclassified x_adv, including those of inputs the way already got
+    wrong; early in training that is nearly all of them, and the non-robust way is then
+    taught its own wrong, near-constant predictions (see ``docs/results.md``).
+
     Paper: Eq. 7 (ŷ_s), Eq. 10 (ŷ_n), Algorithm 1 ("if x_adv is misclassified").
 
     Returns:
         ``(predicted, kept)``: int32 labels ŷ and a float32 mask, both shape (batch,).
+
+    Example:
+        >>> from keras import ops
+        >>> adv = ops.convert_to_tensor([[0.0, 2.0], [3.0, 0.0], [0.0, 1.0]])
+        >>> clean = ops.convert_to_tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+        >>> y = ops.convert_to_tensor([0, 0, 0])
+        >>> predicted, kept = adversarial_labels(adv, y)
+        >>> tuple(ops.convert_to_numpy(predicted).tolist()), tuple(ops.convert_to_numpy(kept).tolist())
+        ((1, 0, 1), (1.0, 0.0, 1.0))
+        >>> tuple(ops.convert_to_numpy(adversarial_labels(adv, y, clean_logits=clean)[1]).tolist())
+        (1.0, 0.0, 0.0)
     """
+    labels = ops.cast(labels, "int32")
     predicted = ops.stop_gradient(ops.cast(ops.argmax(adversarial_logits, axis=-1), "int32"))
-    kept = ops.stop_gradient(ops.cast(ops.not_equal(predicted, ops.cast(labels, "int32")), "float32"))
-    return predicted, kept
+    kept = ops.not_equal(predicted, labels)
+    if clean_logits is not None:
+        kept = ops.logical_and(kept, ops.equal(ops.cast(ops.argmax(clean_logits, axis=-1), "int32"), labels))
+    return predicted, ops.stop_gradient(ops.cast(kept, "float32"))
 
 
 def L_ST(standard_logits: Tensor, robust_logits: Tensor, non_robust_logits: Tensor, labels: Tensor) -> Tensor:
@@ -157,7 +187,7 @@ def resolve_weights(method: str | Iterable[str]) -> dict[str, float]:
 
     Example:
         >>> resolve_weights("1way-at-half")
-        {'st_r': 0.5, 'ar': 0.5}
+        {'st_r': 1.0, 'ar': 1.0}
     """
     if isinstance(method, str) and method.lower() in BASELINES:
         return dict(BASELINES[method.lower()])

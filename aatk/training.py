@@ -9,56 +9,140 @@ the data order and augmentation of every epoch are derived from (seed, epoch)
 alone, the optimizer state and the layers' random-number state are part of the
 checkpoint, and TensorFlow runs with deterministic ops.
 
-Without TensorFlow (``KERAS_BACKEND=jax`` on a machine that has only JAX) MNIST
-still trains, from NumPy arrays, each epoch's order drawn by :func:`epoch_order`;
-that order differs from the ``tf.data`` one, so such a run is reproducible but
-not batch-for-batch identical to a run where TensorFlow is installed.
+Without TensorFlow (``KERAS_BACKEND=jax`` on a machine that has only JAX) both
+datasets still train, from NumPy arrays, each epoch's order drawn by
+:func:`epoch_order` and CIFAR-10's augmentation by
+:func:`aatk.datasets.pad_crop_flip_numpy`; those draws differ from the ``tf.data``
+ones, so such a run is reproducible but not batch-for-batch identical to a run where
+TensorFlow is installed.
+
+Besides ``log.csv`` (the Keras metrics of every epoch plus its ``learning_rate`` — the
+rate of its last step — and ``epoch_seconds``), a configuration with
+``monitor.subset`` writes ``monitor.csv``: the clean accuracy of each way and the
+attacked R_adv, N_adv and DIA on the first test images after every few epochs, the
+curves that show whether a long run has converged.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import hashlib
 import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from aatk import backbones, backend, datasets
+from aatk.attacks import PGD
 from aatk.configs import PSEUDO_INPUT_METHOD, Config
 from aatk.model import ThreeWayModel
+from aatk.optim import PiecewiseConstantWithWarmup, TorchSGD
 
-__all__ = ["build_model", "build_optimizer", "epoch_batches", "epoch_order", "evaluate_run", "load_run_config", "train", "RunError"]
+__all__ = [
+    "MONITOR_FIELDS",
+    "RunError",
+    "attacked_accuracies",
+    "build_model",
+    "build_optimizer",
+    "dtype_policy",
+    "epoch_batches",
+    "epoch_order",
+    "evaluate_run",
+    "load_run_config",
+    "train",
+    "with_dtype_policy",
+]
 
 
 class RunError(ValueError):
     """A run folder cannot be used (it holds a different configuration, or is damaged)."""
 
 
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Layers created inside the block compute in ``name`` (e.g. ``"mixed_bfloat16"``);
+    the global policy is restored afterwards. A saved model keeps each layer's policy."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def with_dtype_policy(model: keras.Model, name: str) -> keras.Model:
+    """A copy of ``model`` (same weights) whose every layer computes in the dtype policy ``name``.
+
+    E.g. a model trained under ``"mixed_bfloat16"`` evaluated and attacked in ``"float32"``:
+    the weights of a mixed-precision model are float32 already, so nothing is lost.
+
+    Raises:
+        ValueError: If ``name`` is not a dtype policy Keras knows.
+    """
+    try:
+        keras.dtype_policies.get(name)
+    except (ValueError, TypeError):
+        raise ValueError(f"unknown dtype policy {name!r}; e.g. 'float32' or 'mixed_bfloat16'") from None
+
+    def recast(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
+                return {**node, "config": {**node["config"], "name": name}}
+            return {key: recast(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [recast(value) for value in node]
+        return node
+
+    config = recast(keras.saving.serialize_keras_object(model))
+    with dtype_policy(name):  # for layers whose configuration holds no policy
+        copy = keras.saving.deserialize_keras_object(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def build_model(config: Config) -> ThreeWayModel:
-    """Two encoders of the configured backbone, combined into a :class:`ThreeWayModel`."""
+    """Two encoders of the configured backbone, combined into a :class:`ThreeWayModel`,
+    initialised as ``training.init`` says and computing in ``training.dtype``."""
     meta = datasets.info(config.dataset)
-    encoders = [backbones.get(config.backbone, input_shape=meta.image_shape, name=name) for name in ("encoder_r", "encoder_n")]
-    return ThreeWayModel(*encoders, num_classes=meta.num_classes)
+    with dtype_policy(config.dtype):
+        encoders = [
+            backbones.get(config.backbone, input_shape=meta.image_shape, init=config.init, name=name)
+            for name in ("encoder_r", "encoder_n")
+        ]
+        return ThreeWayModel(*encoders, num_classes=meta.num_classes, init=config.init)
 
 
-def build_optimizer(config: Config, *, steps_per_epoch: int) -> keras.optimizers.SGD:
+def build_optimizer(config: Config, *, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """SGD with momentum, weight decay and a piecewise-constant learning rate (Table 5).
 
-    The rate is multiplied by ``gamma`` at each milestone epoch. Keras applies weight
-    decay decoupled from the gradient (w ← w − lr·wd·w), where PyTorch's SGD adds
-    wd·w to the gradient before momentum; with momentum 0.9 the two differ slightly.
+    The rate is multiplied by ``gamma`` at the first step of each milestone epoch
+    (PyTorch's ``MultiStepLR``), after a linear warm-up over ``training.warmup_steps``
+    steps if there is one (:class:`aatk.optim.PiecewiseConstantWithWarmup`).
+    ``training.optimizer = "sgd-pytorch"`` is ``torch.optim.SGD``'s update, weight decay
+    added to the gradient before momentum (:class:`aatk.optim.TorchSGD`), as the paper's
+    code ran; ``"sgd-keras"`` is ``keras.optimizers.SGD``, whose decoupled weight decay
+    (w ← w − lr·wd·w) is about ten times weaker at momentum 0.9. ``training.clipnorm``
+    > 0 rescales a step's gradient to that global norm when it is longer
+    (``torch.nn.utils.clip_grad_norm_``'s rule; not in the paper), before the decay is added.
     """
     boundaries = [m * steps_per_epoch for m in config.milestones]
     values = [config.learning_rate * config.gamma**i for i in range(len(boundaries) + 1)]
     schedule = (
-        keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else config.learning_rate
+        PiecewiseConstantWithWarmup(boundaries=boundaries, values=values, warmup_steps=config.warmup_steps)
+        if boundaries or config.warmup_steps
+        else config.learning_rate
     )
+    clipping = {"global_clipnorm": config.clipnorm} if config.clipnorm else {}
+    if config.optimizer == "sgd-pytorch":
+        return TorchSGD(learning_rate=schedule, momentum=config.momentum, weight_decay=config.weight_decay, **clipping)
     return keras.optimizers.SGD(
-        learning_rate=schedule, momentum=config.momentum, weight_decay=config.weight_decay or None
+        learning_rate=schedule, momentum=config.momentum, weight_decay=config.weight_decay or None, **clipping
     )
 
 
@@ -111,6 +195,7 @@ def _fingerprint(config: Config) -> str:
     run can be trained further with a larger ``--epochs`` (the milestones are absolute)."""
     described = config.as_dict()
     described.pop("source", None)
+    described.pop("monitor", None)  # reads the model only
     described["training"].pop("epochs", None)
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -152,6 +237,110 @@ def _restore_rng_state(model: ThreeWayModel, state: dict[str, list[int]]) -> Non
         )
     for key, value in state.items():
         generators[key].state.assign(np.asarray(value, dtype=generators[key].state.dtype))
+
+
+class _EpochFacts(keras.callbacks.Callback):
+    """Adds the epoch's learning rate and wall time to fit's logs (hence to ``log.csv``).
+
+    ``learning_rate`` is the rate of the epoch's last optimizer step, so a warm-up that
+    ends inside the first epoch shows as the full rate there.
+    """
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            return
+        optimizer = self.model.optimizer
+        rate = optimizer._learning_rate  # a float or a schedule of the step index
+        if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+            last_step = max(int(np.asarray(optimizer.iterations.value)) - 1, 0)
+            rate = rate(last_step)
+        logs["learning_rate"] = float(np.asarray(rate))
+        logs["epoch_seconds"] = round(time.perf_counter() - self._start, 3)
+
+
+MONITOR_FIELDS = ("epoch", "attack", "samples", "S", "R", "N", "R_adv", "N_adv", "DIA")
+"""Columns of a run's ``monitor.csv``; a way the run does not train is left empty."""
+
+
+def attacked_accuracies(
+    model: ThreeWayModel, x: np.ndarray, y: np.ndarray, attack: PGD, *, ways: tuple[str, ...], batch_size: int = 500
+) -> dict[str, float]:
+    """Clean accuracy of every way and attacked accuracy of ``ways``, each way under an
+    attack on its own loss: the S, R, N, R_adv, N_adv and DIA of Tables 1–3, without the
+    standard-way and detector attacks of :func:`aatk.evaluate` (cheap enough to run
+    after every epoch).
+
+    Returns:
+        ``S``, ``R``, ``N`` and, for the attacked ways, ``R_adv`` / ``N_adv``; ``DIA``
+        when both are there. Fractions in [0, 1].
+    """
+    from aatk.model import WAYS
+
+    correct = {key: 0 for key in WAYS}
+    attacked = {way: 0 for way in ways}
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        logits = model.way_logits(xb, ways=WAYS, training=False)
+        for way in WAYS:
+            correct[way] += int(np.sum(np.argmax(np.asarray(logits[way]), axis=-1) == yb))
+        for way in ways:
+            adversarial = attack(model, xb, yb, way=way)
+            predicted = np.argmax(np.asarray(model(adversarial, training=False, way=way)), axis=-1)
+            attacked[way] += int(np.sum(predicted == yb))
+    count = len(x)
+    figures = {"S": correct["standard"] / count, "R": correct["robust"] / count, "N": correct["non_robust"] / count}
+    short = {"robust": "R_adv", "non_robust": "N_adv", "standard": "S_adv"}
+    figures.update({short[way]: attacked[way] / count for way in ways})
+    if "R_adv" in figures and "N_adv" in figures:
+        figures["DIA"] = figures["R_adv"] - figures["N_adv"]
+    return figures
+
+
+class _AttackMonitor(keras.callbacks.Callback):
+    """After every ``monitor.every`` epochs (and the last), R_adv, N_adv and DIA on the first
+    ``monitor.subset`` test images under ``monitor.attack``, appended to ``monitor.csv``.
+
+    The attack restarts from the same random state at every evaluation (seeded by the
+    run's seed), so the curves differ only by what training changed; rows of epochs
+    beyond the checkpoint (a run killed mid-way) are replaced when the run resumes.
+    """
+
+    def __init__(self, out: Path, config: Config, x: np.ndarray, y: np.ndarray) -> None:
+        from aatk.experiments import _trained_ways
+
+        super().__init__()
+        self.path, self.config, self.x, self.y = out / "monitor.csv", config, x, y
+        spec = dict(config.test_attacks[config.monitor_attack])
+        spec["seed"] = config.seed
+        self.attack = PGD(**spec)
+        self.ways = tuple(w for w in _trained_ways(config) if w != "standard")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        done = epoch + 1
+        if done % self.config.monitor_every and done != self.config.epochs:
+            return
+        if self.attack.random_start:  # the same random starts at every epoch
+            self.attack.reset_seed(self.config.seed)
+        figures = attacked_accuracies(self.model, self.x, self.y, self.attack, ways=self.ways)
+        row = {"epoch": done, "attack": self.config.monitor_attack, "samples": len(self.y)}
+        row.update({key: f"{value:.4f}" for key, value in figures.items()})
+        rows = [r for r in _read_csv(self.path) if int(r["epoch"]) < done] + [row]
+        _write_csv(self.path, rows, MONITOR_FIELDS)
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def _write_csv(path: Path, rows: list[dict], fields: tuple[str, ...]) -> None:
+    lines = [",".join(fields)] + [",".join(str(row.get(field, "")) for field in fields) for row in rows]
+    _atomic_write(path, "\n".join(lines) + "\n")
 
 
 class _EpochCheckpoint(keras.callbacks.Callback):
@@ -209,8 +398,6 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
     tf = _tensorflow_or_none()
     if tf is not None:
         tf.config.experimental.enable_op_determinism()
-    elif config.dataset == "cifar10":
-        raise RunError("CIFAR-10 training augments its batches in a tf.data pipeline: it needs TensorFlow installed")
     x, y = datasets.load_arrays(config.dataset, "train", data_dir=data_dir, subset=config.subset or None)
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     if epochs_done:
@@ -221,7 +408,9 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
         model.compile(
             optimizer=build_optimizer(config, steps_per_epoch=steps_per_epoch),
             method=config.method,
-            attack=config.train_pgd(),  # unused by methods without adversarial terms
+            attack=config.make_train_attack(),  # unused by methods without adversarial terms
+            attack_warmup_steps=config.attack_warmup_steps,
+            keep=config.keep,
             jit_compile=backend.JIT_TRAIN_STEP,  # per backend, by measurement (benchmarks/)
         )
     # Clean validation on the test split after every epoch (cheap: no attack); the attacks
@@ -229,7 +418,11 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
     x_val, y_val = datasets.load_arrays(
         config.dataset, "test", data_dir=data_dir, subset=min(config.subset, 10_000) or None
     )
-    callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True), _EpochCheckpoint(out, fingerprint)]
+    callbacks = [_EpochFacts(), keras.callbacks.CSVLogger(str(out / "log.csv"), append=True)]
+    if config.monitor_subset:
+        x_monitor, y_monitor = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=config.monitor_subset)
+        callbacks.append(_AttackMonitor(out, config, x_monitor, y_monitor))
+    callbacks.append(_EpochCheckpoint(out, fingerprint))
     if epochs_done == 0 and (out / "log.csv").exists():
         (out / "log.csv").unlink()  # a run killed during its first epoch starts over
     for epoch in range(epochs_done, config.epochs):
@@ -243,7 +436,10 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
             data = {"x": batches}
         else:  # NumPy only (e.g. JAX on a GPU machine): the same kind of order, from NumPy's generator
             order = epoch_order(len(x), seed=config.seed, epoch=epoch)
-            data = {"x": x[order], "y": y[order], "batch_size": config.batch_size}
+            x_epoch = x[order]
+            if config.dataset == "cifar10":  # the same augmentation, drawn from (seed, epoch)
+                x_epoch = datasets.pad_crop_flip_numpy(x_epoch, rng=np.random.default_rng([config.seed, epoch, 1]))
+            data = {"x": x_epoch, "y": y[order], "batch_size": config.batch_size}
         model.fit(
             **data,
             epochs=epoch + 1,
@@ -287,11 +483,13 @@ def evaluate_run(
     attacks: list[str] | None = None,
     batch_size: int = 500,
     adaptive: bool = True,
+    dtype: str | None = None,
 ) -> dict[str, dict]:
     """Evaluates a finished run under its configuration's test attacks and writes the results.
 
     For every attack ``name`` it writes ``eval-<name>.json`` (the figures, the attack's
-    configuration and the number of test examples) and ``eval-<name>.md`` in the run folder.
+    configuration and the number of test examples) and ``eval-<name>.md`` in the run folder;
+    with a ``dtype`` other than the training one, ``eval-<name>.<dtype>.json`` and ``.md``.
 
     Args:
         run: The run folder.
@@ -300,6 +498,8 @@ def evaluate_run(
         attacks: Names of the test attacks to run (default: all of the configuration's).
         batch_size: Evaluation batch size.
         adaptive: Also run the adaptive attack on the detector.
+        dtype: Evaluate (and attack) the model in this dtype policy, e.g. ``"float32"``
+            for a run trained in ``"mixed_bfloat16"`` (default: the training one).
 
     Returns:
         attack name → the record written to ``eval-<name>.json``, plus the
@@ -313,27 +513,33 @@ def evaluate_run(
 
     run = Path(run)
     config = load_run_config(run)
-    configured = config.test_pgds()
+    configured = config.make_test_attacks()
     if attacks:
         unknown = sorted(set(attacks) - set(configured))
         if unknown:
             raise ValueError(f"attack {unknown[0]!r} is not a test attack of this run; known: {sorted(configured)}")
         configured = {name: configured[name] for name in attacks}
     model = keras.models.load_model(run / "model.keras")
+    suffix = ""
+    if dtype is not None and dtype != config.dtype:
+        model, suffix = with_dtype_policy(model, dtype), f".{dtype}"
     x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=subset)
     records = {}
     for name, attack in configured.items():
         report = evaluate(model, (x, y), attack, batch_size=batch_size, adaptive=adaptive)
         record = {
-            "run": config.name,
+            "run": config.name + (f" [{dtype}]" if suffix else ""),
+            "trained_dtype": config.dtype,
+            "evaluated_dtype": dtype or config.dtype,
             "method": config.method if isinstance(config.method, str) else list(config.method),
             "attack": name,
             "attack_config": attack.get_config(),
             "samples": report.samples,
             "epochs": config.epochs,
             "figures": dict(report),
+            "intervals_95": {key: list(bounds) for key, bounds in report.intervals(confidence=0.95).items()},
         }
-        _atomic_write(run / f"eval-{name}.json", json.dumps(record, indent=2))
-        _atomic_write(run / f"eval-{name}.md", f"# {config.name} under {name}\n\n{report.to_markdown()}\n")
+        _atomic_write(run / f"eval-{name}{suffix}.json", json.dumps(record, indent=2))
+        _atomic_write(run / f"eval-{name}{suffix}.md", f"# {record['run']} under {name}\n\n{report.to_markdown()}\n")
         records[name] = {**record, "report": report}
     return records

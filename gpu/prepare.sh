@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Prepares what gpu/run.sh needs on the lent GPU machine, which has Python 3.12, JAX (CUDA),
-# numpy, scipy, h5py, ml-dtypes, absl-py, rich, packaging, typing-extensions ... but no
-# TensorFlow, no Keras and no network. Run it here, from the repository root:
+# Prepares what gpu/run.sh needs on a machine with a GPU that has Python 3.12, JAX for CUDA,
+# numpy, scipy, h5py, ml-dtypes, absl-py, rich, packaging, typing-extensions ... but maybe no
+# TensorFlow, no Keras and no network. Run it on a machine with network, from the repository
+# root:
 #
-#     bash gpu/prepare.sh
+#     bash gpu/prepare.sh                # MNIST and CIFAR-10
+#     bash gpu/prepare.sh mnist          # MNIST only (the MNIST configurations need no more)
 #
-# It fills two folders that git ignores (through .git/info/exclude) and that the device call
-# must name in `carry`:
-#   .whl/       the wheels the GPU machine lacks: keras (the version of the dev venv), namex,
-#               optree (cp312 manylinux) and typing-extensions (optree imports it; the image
-#               has it too, the wheel is a 45 kB safety net);
-#   .gpu-data/  MNIST's four idx .gz files (gpu/table3.py --data-dir .gpu-data).
-# Environment: AATK_SHARED_DATA (default ../shared/data), the folder holding mnist/;
-# DEV_PYTHON (default /tmp/venv0/bin/python), the venv whose keras version is copied.
+# It fills two folders that git ignores (through .git/info/exclude); copy the repository to the
+# machine with a GPU together with them, then run `bash gpu/run.sh` there (see gpu/table3.py):
+#   .whl/       the wheels such a machine lacks: keras (the version of the development
+#               environment), namex, optree (cp312 manylinux) and typing-extensions (optree
+#               imports it; most JAX installations have it, the wheel is a 45 kB safety net);
+#   .gpu-data/  the datasets in the layout aatk.datasets reads under a data_dir
+#               (gpu/table3.py --data-dir .gpu-data): mnist/ with MNIST's four idx .gz files
+#               (11 MiB) and cifar10/cifar-10-batches-bin/ with CIFAR-10's binary version
+#               (176 MiB).
+# Arguments: the datasets to copy, mnist and/or cifar10 (default both); a dataset not named
+# is removed from .gpu-data/.
+# Environment: AATK_SHARED_DATA (default ../shared/data), the folder holding mnist/ and
+# cifar10/cifar-10-batches-bin/ (or cifar-10-batches-bin/); DEV_PYTHON (default the
+# repository's .venv/bin/python), the Python whose keras version is copied.
 set -euo pipefail
 
 if [[ ! -d aatk || ! -f pyproject.toml ]]; then
@@ -20,16 +28,54 @@ if [[ ! -d aatk || ! -f pyproject.toml ]]; then
     exit 2
 fi
 
-DEV_PYTHON=${DEV_PYTHON:-/tmp/venv0/bin/python}
-SHARED_DATA=${AATK_SHARED_DATA:-../shared/data}
+DATASETS=("$@")
+[[ ${#DATASETS[@]} -gt 0 ]] || DATASETS=(mnist cifar10)
+want_mnist=0
+want_cifar10=0
+for dataset in "${DATASETS[@]}"; do
+    case "$dataset" in
+        mnist) want_mnist=1 ;;
+        cifar10) want_cifar10=1 ;;
+        *) echo "prepare.sh: unknown dataset '$dataset'; choose mnist and/or cifar10" >&2; exit 2 ;;
+    esac
+done
 
-# --- versions: those of the dev venv where it has the package, else a pinned default ---------
+DEV_PYTHON=${DEV_PYTHON:-$PWD/.venv/bin/python}
+SHARED_DATA=${AATK_SHARED_DATA:-../shared/data}
+if [[ ! -x "$DEV_PYTHON" ]]; then
+    echo "prepare.sh: no Python at $DEV_PYTHON (create the repository's .venv, or set DEV_PYTHON)" >&2
+    exit 2
+fi
+
+# --- the data first: checked before anything is downloaded -------------------------------------
+mnist_source=""
+if (( want_mnist )); then
+    for candidate in "$SHARED_DATA/mnist" "$SHARED_DATA"; do
+        if [[ -f "$candidate/train-images-idx3-ubyte.gz" ]]; then mnist_source=$candidate; break; fi
+    done
+    if [[ -z "$mnist_source" ]]; then
+        echo "prepare.sh: no MNIST .gz files in $SHARED_DATA/mnist (set AATK_SHARED_DATA)" >&2
+        exit 2
+    fi
+fi
+cifar10_source=""
+if (( want_cifar10 )); then
+    for candidate in "$SHARED_DATA/cifar10/cifar-10-batches-bin" "$SHARED_DATA/cifar-10-batches-bin"; do
+        if [[ -f "$candidate/data_batch_1.bin" ]]; then cifar10_source=$candidate; break; fi
+    done
+    if [[ -z "$cifar10_source" ]]; then
+        echo "prepare.sh: no CIFAR-10 binary version in $SHARED_DATA/cifar10/cifar-10-batches-bin (set AATK_SHARED_DATA)" >&2
+        exit 2
+    fi
+fi
+
+# --- versions: those of the development environment where it has the package, else a pinned default
 version_of() {  # version_of DIST DEFAULT
     local found
     found=$("$DEV_PYTHON" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true)
     echo "${found:-$2}"
 }
-KERAS_VERSION=$("$DEV_PYTHON" -c 'import keras; print(keras.__version__)' 2>/dev/null | tail -n 1)
+KERAS_VERSION=$("$DEV_PYTHON" -c 'import importlib.metadata as m; print(m.version("keras"))' 2>/dev/null | tail -n 1)
 if [[ -z "$KERAS_VERSION" ]]; then
     echo "prepare.sh: cannot read the keras version from $DEV_PYTHON (set DEV_PYTHON)" >&2
     exit 2
@@ -41,7 +87,7 @@ TYPING_EXTENSIONS_VERSION=$(version_of typing_extensions 4.16.0)
 # --- wheels -----------------------------------------------------------------------------------
 mkdir -p .whl
 download() {  # download NAME==VERSION
-    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    "$DEV_PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
         --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl "$1"
 }
@@ -77,19 +123,27 @@ for wheel in .whl/optree-*.whl; do
     [[ "$wheel" == *cp312-cp312-manylinux*x86_64*.whl ]] || { echo "prepare.sh: $wheel is not a cp312 manylinux x86_64 wheel" >&2; exit 1; }
 done
 
-# --- MNIST --------------------------------------------------------------------------------------
-mnist_source=""
-for candidate in "$SHARED_DATA/mnist" "$SHARED_DATA"; do
-    if [[ -f "$candidate/train-images-idx3-ubyte.gz" ]]; then mnist_source=$candidate; break; fi
-done
-if [[ -z "$mnist_source" ]]; then
-    echo "prepare.sh: no MNIST .gz files in $SHARED_DATA/mnist (set AATK_SHARED_DATA)" >&2
-    exit 2
+# --- the datasets, in aatk.datasets' layout under a data_dir ----------------------------------------
+mkdir -p .gpu-data
+if (( want_mnist )); then
+    mkdir -p .gpu-data/mnist
+    for name in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+        install -m 0644 "$mnist_source/$name.gz" .gpu-data/mnist/
+    done
+else
+    rm -rf .gpu-data/mnist
 fi
-mkdir -p .gpu-data/mnist
-for name in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
-    install -m 0644 "$mnist_source/$name.gz" .gpu-data/mnist/
-done
+if (( want_cifar10 )); then
+    mkdir -p .gpu-data/cifar10/cifar-10-batches-bin
+    for name in data_batch_1 data_batch_2 data_batch_3 data_batch_4 data_batch_5 test_batch; do
+        install -m 0644 "$cifar10_source/$name.bin" .gpu-data/cifar10/cifar-10-batches-bin/
+    done
+    if [[ -f "$cifar10_source/batches.meta.txt" ]]; then
+        install -m 0644 "$cifar10_source/batches.meta.txt" .gpu-data/cifar10/cifar-10-batches-bin/
+    fi
+else
+    rm -rf .gpu-data/cifar10
+fi
 
 # --- ignored, through .git/info/exclude (not .gitignore) -----------------------------------------
 exclude=.git/info/exclude
@@ -103,10 +157,13 @@ else
     echo "prepare.sh: warning: no .git folder here; make sure .whl/ and .gpu-data/ are ignored" >&2
 fi
 
-# --- sizes ----------------------------------------------------------------------------------------
-ls -l .whl .gpu-data/mnist
+# --- what was prepared ------------------------------------------------------------------------------
+ls -l .whl
+ls -lR .gpu-data
 du -sh .whl .gpu-data
-total=$(du -sbc .whl .gpu-data | tail -n 1 | cut -f 1)
-echo "prepare.sh: .whl + .gpu-data = $total bytes ($((total / 1024 / 1024)) MiB; the device call's limit is 64 MiB in all)"
-echo "prepare.sh: device call: command 'bash gpu/run.sh --time-budget 540', timeout_s 600,"
-echo "            carry [\".whl\", \".gpu-data\"] (add \"runs/gpu\" to resume; see gpu/table3.py)"
+echo "prepare.sh: ready for a machine with a GPU (${DATASETS[*]}). Copy the repository there with .whl/ and"
+echo "            .gpu-data/, then run from its root: bash gpu/run.sh --time-budget SECONDS (see gpu/table3.py)."
+if (( ! want_cifar10 )); then
+    echo "            Without CIFAR-10, name the configurations: bash gpu/run.sh --configs mnist_st mnist_at_half \\"
+    echo "                mnist_aat mnist_aat++ mnist_aat_pgd40 mnist_aat++_pgd40"
+fi

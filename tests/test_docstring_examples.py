@@ -24,6 +24,10 @@ MODULES = [
     "aatk.analysis.detection",
     "aatk.analysis.inversion",
     "aatk.analysis.plots",
+    "aatk.analysis.dead_relus",
+    "aatk.optim",
+    "aatk.initializers",
+    "aatk.datasets",
 ]
 
 

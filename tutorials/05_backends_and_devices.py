@@ -150,7 +150,7 @@ assert difference < 1e-4 * max(1.0, moved)
 # with strategy.scope():
 #     model = training.build_model(config)
 #     model.compile(optimizer=training.build_optimizer(config, steps_per_epoch=469),
-#                   method=config.method, attack=config.train_pgd())
+#                   method=config.method, attack=config.make_train_attack())
 # train = aatk.datasets.load("mnist", "train", batch_size=128 * strategy.num_replicas_in_sync)
 # model.fit(train, epochs=config.epochs)  # the global batch is split across all workers' devices
 # ```

@@ -23,7 +23,7 @@ import numpy as np
 
 from aatk.model import WAYS
 
-__all__ = ["image_grid", "plot_accuracy_vs_eps", "plot_ablation", "plot_roc"]
+__all__ = ["image_grid", "plot_accuracy_vs_eps", "plot_ablation", "plot_roc", "plot_training_curves"]
 
 _DPI = 120
 
@@ -409,6 +409,94 @@ def plot_ablation(results: dict[str, dict[str, float]], path: str | os.PathLike,
     ax.grid(True, axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(keys), fontsize=8, frameon=False)
+    if title:
+        figure.suptitle(title, fontsize=11)
+    return _save(figure, path)
+
+
+# --- training curves (monitor.csv) -----------------------------------------------------------
+
+_CURVE_STYLES = {
+    "S": {"color": "tab:blue", "linestyle": ":", "label": "S (clean)"},
+    "R": {"color": "tab:green", "linestyle": ":", "label": "R (clean)"},
+    "N": {"color": "tab:red", "linestyle": ":", "label": "N (clean)"},
+    "R_adv": {"color": "tab:green", "linestyle": "-", "marker": "s", "label": "R_adv"},
+    "N_adv": {"color": "tab:red", "linestyle": "-", "marker": "^", "label": "N_adv"},
+    "DIA": {"color": "tab:purple", "linestyle": "-", "marker": "o", "label": "DIA"},
+}
+
+
+def plot_training_curves(curves: dict, path: str | os.PathLike, *, title: str | None = None) -> Path:
+    """Accuracy of each way after every monitored epoch, one panel per run.
+
+    Args:
+        curves: Run name → ``{"epoch": [...], key: [...]}`` with keys among S, R, N
+            (clean accuracies), R_adv, N_adv (attacked) and DIA, fractions in [0, 1]
+            (DIA in [−1, 1]); a value may be None where a run does not measure it
+            (a one-way run's other way). Each run may add ``"subtitle"``.
+        path: Where to write the PNG (must end in ``.png``).
+        title: Title of the figure.
+
+    Returns:
+        The path of the written PNG.
+
+    Raises:
+        ValueError: On an empty mapping, a run without epochs, a list whose length is not
+            the number of epochs, or a value out of range.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> curves = {"AAT++": {"epoch": [1, 2], "R_adv": [0.5, 0.7], "N_adv": [0.1, 0.0], "DIA": [0.4, 0.7]}}
+        >>> plot_training_curves(curves, pathlib.Path(tempfile.mkdtemp()) / "curves.png").suffix
+        '.png'
+    """
+    path = _png_path(path)
+    title = _check_title(title)
+    curves = _non_empty_mapping(curves, "curves", "{'AAT++': {'epoch': [1, 2], 'DIA': [0.4, 0.7]}}")
+    panels = {}
+    for name, curve in curves.items():
+        if not isinstance(curve, Mapping) or not curve.get("epoch"):
+            raise ValueError(f"curves[{name!r}] needs a non-empty 'epoch' list")
+        epochs = _real_array(curve["epoch"], f"curves[{name!r}]['epoch']")
+        series = {}
+        for key in _CURVE_STYLES:
+            if key not in curve:
+                continue
+            values = [np.nan if v is None else v for v in curve[key]]
+            if len(values) != len(epochs):
+                raise ValueError(f"curves[{name!r}][{key!r}] has {len(values)} values for {len(epochs)} epochs")
+            array = np.asarray(values, dtype=np.float64)
+            low = -1.0 if key == "DIA" else 0.0
+            if np.any((array < low) | (array > 1.0)):
+                raise ValueError(f"curves[{name!r}][{key!r}] has values outside [{low:g}, 1]")
+            if not np.all(np.isnan(array)):
+                series[key] = array
+        panels[name] = (epochs, series, curve.get("subtitle"))
+    columns = min(len(panels), 3)
+    rows = math.ceil(len(panels) / columns)
+    figure = _new_figure(4.0 * columns + 1.4, 3.1 * rows + 0.4, layout="constrained")
+    axes = figure.subplots(rows, columns, sharey=True, squeeze=False).ravel()
+    from matplotlib.ticker import MaxNLocator
+
+    lowest = min((float(np.nanmin(v)) for _, series, _ in panels.values() for v in series.values()), default=0.0)
+    for ax, (name, (epochs, series, subtitle)) in zip(axes, panels.items()):
+        for key, values in series.items():
+            style = dict(_CURVE_STYLES[key])
+            ax.plot(epochs, 100.0 * values, linewidth=1.4, markersize=3, **style)
+        ax.set_title(name if not subtitle else f"{name}\n{subtitle}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(min(-5.0, 100.0 * lowest - 5.0), 103.0)
+        ax.grid(True, alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    for row in range(rows):
+        axes[row * columns].set_ylabel("%")
+    handles = {}
+    for ax in axes[: len(panels)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    figure.legend(list(handles.values()), list(handles), loc="outside right center", fontsize=8)
     if title:
         figure.suptitle(title, fontsize=11)
     return _save(figure, path)

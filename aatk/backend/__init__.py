@@ -16,8 +16,9 @@ This package exposes the few operations that cannot be, one module per backend
   the given Keras variables;
 * ``variable_scope(model)``: where the model's new variables must be created
   (a ``tf.distribute`` strategy's scope);
-* ``batch_jacobian``, ``check_batch``, ``checked_dataset`` and ``JIT_TRAIN_STEP``
-  (whether ``fit`` should XLA-compile the train step, chosen by measurement).
+* ``batch_jacobian``, ``check_batch``, ``checked_dataset``, ``JIT_TRAIN_STEP``
+  (whether ``fit`` should XLA-compile the train step) and ``ROLL_ATTACK_LOOPS``
+  (whether PGD's steps run as one compiled loop or unrolled), both chosen by measurement.
 
 Selecting another backend (torch, numpy) raises a clear error at import time
 rather than a confusing one mid-training.
@@ -33,6 +34,7 @@ BACKEND = keras.backend.backend()
 if BACKEND == "tensorflow":
     from aatk.backend.tensorflow import (  # noqa: F401
         JIT_TRAIN_STEP,
+        ROLL_ATTACK_LOOPS,
         batch_jacobian,
         check_batch,
         checked_dataset,
@@ -45,6 +47,7 @@ if BACKEND == "tensorflow":
 elif BACKEND == "jax":
     from aatk.backend.jax import (  # noqa: F401
         JIT_TRAIN_STEP,
+        ROLL_ATTACK_LOOPS,
         batch_jacobian,
         check_batch,
         checked_dataset,
@@ -63,6 +66,7 @@ else:  # pragma: no cover - depends on the environment
 __all__ = [
     "BACKEND",
     "JIT_TRAIN_STEP",
+    "ROLL_ATTACK_LOOPS",
     "batch_jacobian",
     "check_batch",
     "checked_dataset",

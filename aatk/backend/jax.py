@@ -27,6 +27,11 @@ import keras
 #: XLA compilation of fit's train step: jitting is what makes JAX fast, on every device.
 JIT_TRAIN_STEP = True
 
+#: PGD's steps unrolled: measured on the MNIST small CNN (PGD-40, 256 images, CPU), a call of the
+#: jitted attack takes 13 s unrolled against 47 s as a ``lax.fori_loop``, for 18 s more of
+#: compilation once.
+ROLL_ATTACK_LOOPS = False
+
 # The variables of the step in progress, so that a gradient taken inside it can map
 # every one of them (an inner StatelessScope does not fall back to the outer one).
 _STEP_VARIABLES: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("aatk_step_variables", default=None)

@@ -12,6 +12,10 @@ import tensorflow as tf
 #: attack loops on CPU (benchmarks/train_step_speed.py), so off by default.
 JIT_TRAIN_STEP = False
 
+#: PGD's steps as one ``tf.while_loop``: measured on the MNIST small CNN (PGD-40, 256 images, CPU),
+#: tracing takes 2.8 s instead of 7.4 s unrolled, and a call 3.1–3.7 s instead of 3.8–4.0 s.
+ROLL_ATTACK_LOOPS = True
+
 
 def input_gradient(loss_fn: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> tf.Tensor:
     """∇_x of ``sum(loss_fn(x))``; the gradient never reaches any weight.

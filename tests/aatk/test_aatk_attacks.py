@@ -265,3 +265,50 @@ def test_random_start_is_used_and_reproducible():
         delta = np.asarray(a) - x
         assert np.abs(delta).max() > 0.05  # the start moved the points
         assert len(np.unique(np.round(delta[:, 0], 6))) > 32  # different per example
+
+
+# --- the training attack's ε warm-up ----------------------------------------------------------
+
+
+@settings(max_examples=25)
+@given(
+    norm=st.sampled_from(["linf", "l2"]),
+    eps=st.floats(1e-2, 1.0),
+    scale=st.floats(0.0, 1.0),
+    random_start=st.booleans(),
+    shape=SHAPES,
+    seed=st.integers(0, 2**16),
+)
+def test_a_scaled_attack_stays_in_the_scaled_ball(norm, eps, scale, random_start, shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, size=shape).astype("float32")
+    loss_fn = _outward_quadratic_loss(x[0] + rng.normal(size=shape[1:]).astype("float32"))
+    attack = PGD(norm=norm, eps=eps, step_size=eps / 2, steps=3, random_start=random_start, seed=seed)
+    x_adv = attack.perturb(loss_fn, x, eps_scale=ops.convert_to_tensor(scale))
+    smaller = PGD(norm=norm, eps=eps * scale, step_size=eps / 2 * scale + 1e-9, steps=3)  # only for the check
+    _check_feasible(x, x_adv, smaller)
+
+
+def test_linf_scaled_attack_on_a_linear_loss_reaches_the_scaled_vertex():
+    w = np.array([[1.0, -2.0, 0.5]], "float32")
+    x = np.full((1, 3), 0.5, "float32")
+    attack = PGD(norm="linf", eps=0.4, step_size=0.1, steps=4)
+    x_adv = np.asarray(attack.perturb(_linear_loss(w[0]), x, eps_scale=0.5))
+    np.testing.assert_allclose(x_adv, x + 0.2 * np.sign(w), atol=1e-6)  # ε 0.2, four steps of 0.05
+
+
+def test_attack_warmup_grows_eps_step_by_step_and_is_saved(vector_data, tmp_path):
+    x, y = vector_data  # 32 examples: two steps per epoch at batch 16
+    model = tiny_model()
+    attack = PGD(norm="linf", eps=0.2, step_size=0.05, steps=2, random_start=True, seed=0)
+    with pytest.raises(ValueError, match="attack_warmup_steps must be"):
+        model.compile(optimizer="sgd", method="aat", attack=attack, attack_warmup_steps=-1)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), method="aat++", attack=attack, attack_warmup_steps=4)
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False).history
+    # Steps t = 0..5 attack with ε·min(1, (t + 1)/4); each epoch logs the mean of its two steps.
+    np.testing.assert_allclose(history["attack_eps"], [0.2 * 0.375, 0.2 * 0.875, 0.2], rtol=1e-6)
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").attack_warmup_steps == 4
+    plain = tiny_model()
+    plain.compile(optimizer="sgd", method="aat", attack=attack)
+    assert "attack_eps" not in plain.fit(x, y, batch_size=16, epochs=1, verbose=0).history

@@ -201,3 +201,31 @@ def test_detection_score_reaches_log_2_for_disjoint_predictions():
 def test_roc_auc_rejects_bad_inputs(scores, positives, message):
     with pytest.raises(ValueError, match=message):
         roc_auc(scores, positives)
+
+
+def test_intervals_are_clopper_pearson_for_accuracies_and_paired_for_dia():
+    from scipy import stats
+
+    labels = np.zeros(40, dtype=np.int32)
+    robust = np.where(np.arange(40) < 30, 0, 1)  # 30 of 40 right
+    non_robust = np.where(np.arange(40) < 10, 0, 2)  # 10 of 40 right, all among the robust way's
+    details = {
+        "labels": labels,
+        "clean": {"standard": labels, "robust": labels, "non_robust": labels},
+        "robust_attack": {"robust": robust},
+        "non_robust_attack": {"non_robust": non_robust},
+    }
+    report = aatk.EvaluationReport({"R_adv": 0.75, "N_adv": 0.25, "DIA": 0.5}, samples=40,
+                                   attack=PGD(eps=0.1, step_size=0.1, steps=1), details=details)
+    intervals = report.intervals(confidence=0.95)
+    assert set(intervals) == {"S", "R", "N", "R_adv", "N_adv", "DIA"}
+    exact = stats.binomtest(30, 40).proportion_ci(confidence_level=0.95, method="exact")
+    assert intervals["R_adv"] == pytest.approx((exact.low, exact.high))
+    assert intervals["S"][1] == 1.0 and intervals["S"][0] == pytest.approx(0.025 ** (1 / 40))
+    d = np.r_[np.zeros(10), np.ones(20), np.zeros(10)]  # robust right − non-robust right, per example
+    half = stats.norm.ppf(0.975) * d.std(ddof=1) / np.sqrt(40)
+    assert intervals["DIA"] == pytest.approx((0.5 - half, 0.5 + half))
+    with pytest.raises(ValueError, match="confidence must be in"):
+        report.intervals(confidence=1.0)
+    with pytest.raises(ValueError, match="no per-example details"):
+        aatk.EvaluationReport({}, samples=0, attack=PGD(eps=0.1, step_size=0.1, steps=1)).intervals()

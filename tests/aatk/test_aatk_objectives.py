@@ -166,8 +166,10 @@ def hand():
     return weights, x, y
 
 
-def _hand_terms(weights, x, y, x_adv: dict) -> dict:
-    """Per-term batch means of Eq. 6, 7, 9, 10 computed in numpy from the adversarial inputs."""
+def _hand_terms(weights, x, y, x_adv: dict, *, keep: str = "misclassified") -> dict:
+    """Per-term batch means of Eq. 6, 7, 9, 10 computed in numpy from the adversarial inputs.
+
+    ``keep="flipped"``: the masks also need the way's clean prediction to be right."""
     clean = np_three_ways(x, **weights)
     adv_s = np_three_ways(x_adv["standard"], **weights)
     adv_r = np_three_ways(x_adv["robust"], **weights)
@@ -176,6 +178,9 @@ def _hand_terms(weights, x, y, x_adv: dict) -> dict:
     kept_s = (y_hat_s != y).astype(float)
     y_hat_n = adv_n["non_robust"].argmax(-1)
     kept_n = (y_hat_n != y).astype(float)
+    if keep == "flipped":
+        kept_s *= clean["standard"].argmax(-1) == y
+        kept_n *= clean["non_robust"].argmax(-1) == y
     l_st = np_cross_entropy(clean["standard"], y) + np_cross_entropy(clean["robust"], y) + np_cross_entropy(clean["non_robust"], y)
     l_as = kept_s * (np_cross_entropy(adv_s["robust"], y) + np_cross_entropy(adv_s["non_robust"], y_hat_s))
     l_ar = np_cross_entropy(adv_r["robust"], y)
@@ -313,3 +318,25 @@ def test_train_step_gradient_is_the_gradient_of_the_hand_loss(hand):
             # — at ε = 0 with no near-ties the argmaxes do not change under ±h anyway.
             grad[index] = (total(plus) - total(minus)) / (2 * h)
         np.testing.assert_allclose(new[name], weights[name] - lr * grad, atol=2e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_flipped_rule_keeps_only_examples_the_way_got_right(hand, norm):
+    """keep="flipped": a pseudo-pair needs h(x) = y and h(x_adv) ≠ y; the odd examples, which the
+    standard way gets wrong before any attack, never count for L_AS."""
+    weights, x, y = hand
+    model = hand_model(**weights)
+    attack = PGD(norm=norm, eps=0.5, step_size=0.3, steps=3, bounds=None)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), method="aat++", attack=attack, keep="flipped")
+    adversarial = model._adversarial_examples(x, y)
+    x_adv = {way: _np(entry["x"]) for way, entry in adversarial.items()}
+    flipped = _hand_terms(weights, x, y, x_adv, keep="flipped")
+    literal = _hand_terms(weights, x, y, x_adv)
+    kept_s = _np(adversarial["standard"]["kept"])
+    assert not kept_s[1::2].any() and kept_s.mean() == flipped["kept_s"] < literal["kept_s"]
+    np.testing.assert_allclose(_np(adversarial["non_robust"]["kept"]).mean(), flipped["kept_n"])
+    _, aux = model._objective(x, y, adversarial, training=False)
+    for term in aatk.TERMS:
+        np.testing.assert_allclose(float(aux["terms"][term]), flipped[term], rtol=1e-5, err_msg=term)
+    with pytest.raises(ValueError, match="keep must be one of"):
+        model.compile(optimizer="sgd", method="aat", attack=attack, keep="all")

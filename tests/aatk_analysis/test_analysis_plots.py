@@ -187,3 +187,64 @@ def test_roc_overlays_curves(tmp_path):
 def test_roc_rejects_bad_input(tmp_path, curves, message):
     with pytest.raises(ValueError, match=message):
         plot_roc(curves, tmp_path / "bad.png")
+
+
+# --- training curves (monitor.csv) and dead ReLUs -------------------------------------------------
+
+
+def test_training_curves_plot_runs_side_by_side_and_reject_bad_input(tmp_path):
+    from aatk.analysis.plots import plot_training_curves
+
+    curves = {
+        "AAT++": {"epoch": [1, 2, 3], "S": [0.9, 0.95, 0.97], "R_adv": [0.3, 0.6, 0.8], "N_adv": [0.1, 0.0, 0.0],
+                  "DIA": [0.2, 0.6, 0.8], "subtitle": "PGD-40, 500 images"},
+        "one-way ST": {"epoch": [1, 2, 3], "N": [0.9, 0.95, 0.99], "N_adv": [0.2, 0.1, None]},
+        "collapsed": {"epoch": [1], "R_adv": [0.0], "N_adv": [0.5], "DIA": [-0.5]},
+    }
+    _read_png(plot_training_curves(curves, tmp_path / "curves.png", title="curves"))
+    with pytest.raises(ValueError, match="non-empty 'epoch'"):
+        plot_training_curves({"x": {"epoch": [], "S": []}}, tmp_path / "a.png")
+    with pytest.raises(ValueError, match="2 values for 3 epochs"):
+        plot_training_curves({"x": {"epoch": [1, 2, 3], "S": [0.5, 0.6]}}, tmp_path / "b.png")
+    with pytest.raises(ValueError, match="outside"):
+        plot_training_curves({"x": {"epoch": [1], "R_adv": [1.5]}}, tmp_path / "c.png")
+    with pytest.raises(ValueError, match="outside"):
+        plot_training_curves({"x": {"epoch": [1], "DIA": [-1.5]}}, tmp_path / "d.png")
+    with pytest.raises(ValueError, match=r"\.png"):
+        plot_training_curves(curves, tmp_path / "e.jpg")
+
+
+def test_monitor_figure_reads_run_folders(tmp_path):
+    import json
+
+    from aatk.experiments import monitor_figure
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"experiment": {"name": "st", "method": "1way-st"}, "training": {"epochs": 56}}))
+    with pytest.raises(ValueError, match="no monitor.csv"):
+        monitor_figure([run], out=tmp_path / "out")
+    (run / "monitor.csv").write_text("epoch,attack,samples,S,R,N,R_adv,N_adv,DIA\n")
+    with pytest.raises(ValueError, match="no epoch yet"):
+        monitor_figure([run], out=tmp_path / "out")
+    (run / "monitor.csv").write_text("epoch,attack,samples,S,R,N,R_adv,N_adv,DIA\n"
+                                     "1,pgd,500,0.1,0.1,0.9,,0.3,\n2,pgd,500,0.1,0.1,0.95,,0.2,\n")
+    _read_png(monitor_figure([run], out=tmp_path / "out"))
+    curves = json.loads((tmp_path / "out" / "monitor.json").read_text())
+    # A one-way ST run shows its non-robust way only (N, N_adv), and where it stands.
+    assert set(curves["st"]) == {"epoch", "N", "N_adv", "subtitle"}
+    assert curves["st"]["N_adv"] == [0.3, 0.2] and "2/56 epochs" in curves["st"]["subtitle"]
+    with pytest.raises(ValueError, match="at least one run"):
+        monitor_figure([], out=tmp_path / "out")
+
+
+def test_dead_relu_plot_checks_its_input(tmp_path):
+    from aatk.analysis.dead_relus import plot_dead_relus
+
+    trajectory = {"steps": [0, 5], "shares": {"r/conv1": [0.0, 0.5], "n/conv1": [0.1, 0.2], "head/head_hidden": [0.0, 1.0]},
+                  "accuracy": {"standard": 0.1, "robust": 0.1, "non_robust": 0.1}}
+    _read_png(plot_dead_relus({"recipe": {"0": trajectory, "1": trajectory}}, tmp_path / "dead.png", title="t"))
+    with pytest.raises(ValueError, match="recipe → seed"):
+        plot_dead_relus({}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="needs 'steps' and 'shares'"):
+        plot_dead_relus({"recipe": {"0": {"steps": [0]}}}, tmp_path / "y.png")

@@ -209,3 +209,25 @@ def test_pseudo_inputs_build_and_train(runs, tmp_path: Path, capsys) -> None:
     assert main(["pseudo-inputs", "--config", str(other), "--st-run", str(runs["st"]), "--at-run", str(runs["at"]),
                  "--out", str(tmp_path / "y")]) == 2
     assert "needs method = 'pi'" in capsys.readouterr().err
+
+
+@needs_data
+def test_dead_relu_figure_compares_recipes(tmp_path: Path, capsys) -> None:
+    config = _config(tmp_path, "dead", "st")
+    out = tmp_path / "dead"
+    argv = ["analyze", "dead-relus", "--config", str(config), "--data-dir", str(DATA), "--out", str(out),
+            "--steps", "3", "--every", "2", "--probe", "16", "--seeds", "0", "1",
+            "--variant", "as configured", "--variant", 'keras;training.init="keras";training.warmup_steps=2']
+    assert main(argv) == 0
+    _png(out / "dead-relus.png")
+    record = json.loads((out / "dead-relus.json").read_text())
+    assert list(record["variants"]) == ["as configured", "keras"]
+    assert record["variants"]["keras"]["overrides"] == {"training.init": "keras", "training.warmup_steps": 2}
+    trajectory = record["variants"]["keras"]["seeds"]["1"]
+    assert trajectory["steps"] == [0, 2, 3]  # every 2 steps and after the last
+    assert trajectory["learning_rate"][1:] == pytest.approx([0.01, 0.01])  # warm-up over 2 steps: steps 1, 2 reach it
+    assert len(trajectory["shares"]) == 13  # six ReLU layers per small CNN, and the head
+    assert all(len(v) == 3 and all(0 <= s <= 1 for s in v) for v in trajectory["shares"].values())
+    assert set(trajectory["accuracy"]) == {"standard", "robust", "non_robust"}
+    assert main(["analyze", "dead-relus", "--config", str(config), "--out", str(out), "--variant", "x;training=1"]) == 2
+    assert "expected section.key=value" in capsys.readouterr().err
