@@ -207,7 +207,11 @@ assert difference < 1e-4 * max(1.0, moved)
 # model = aatk.ThreeWayModel(...)  # built after the policy is set
 # ```
 #
-# `gpu/table3.py` does this for the full-length MNIST runs of Table 3 on one GPU.
+# `gpu/table3.py` does this for the full-length MNIST runs of Table 3 on one GPU. On a CPU
+# the same policy (`aatk train --dtype mixed_bfloat16`) pays only where oneDNN has bfloat16
+# kernels (AVX512-BF16 or AMX): there a train step ran 1.8–3.8× faster; on a CPU without them one
+# three-way step took 8× longer than in float32 (`benchmarks/precision_speed.py`, figures in
+# [Development](../../development/)).
 
 # %%
 keras.mixed_precision.set_global_policy("mixed_bfloat16")

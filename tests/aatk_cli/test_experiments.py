@@ -157,8 +157,11 @@ def test_combine_is_evaluated_like_a_three_way_model_and_reported(runs, tmp_path
     capsys.readouterr()
     assert main(["report", "--runs", str(runs["st"]), str(runs["at"]), str(combined)]) == 0
     table = capsys.readouterr().out
+    header = next(line for line in table.splitlines() if line.startswith("| run |"))
     row = next(line for line in table.splitlines() if "| st+at |" in line)
-    assert row.split("|")[3].strip() == "-"  # no standard way of its own: S is not reported
+    cells = dict(zip((cell.strip() for cell in header.split("|")), (cell.strip() for cell in row.split("|"))))
+    assert cells["S"] == "-"  # no standard way of its own: S is not reported
+    assert cells["epochs"] == "1+1"  # the ST run's epochs, then the AT run's
     # The wrong kinds of runs are refused with a one-line error.
     assert main(["combine", "--st-run", str(runs["at"]), "--at-run", str(runs["st"]), "--out", str(combined)]) == 2
     assert "needs a '1way-st' run" in capsys.readouterr().err
