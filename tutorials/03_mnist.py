@@ -160,7 +160,7 @@ print(f"after 100 steps: Keras SGD {float(keras_like.numpy()[0]):.4f}, PyTorch S
 #   can stop firing on every input, and the model then predicts one class. A linear warm-up
 #   over the first 75 steps (`PiecewiseConstantWithWarmup(..., warmup_steps=75)`, not in the
 #   paper) is aatk's remedy; `aatk analyze dead-relus` measures it, and the
-#   [Results](../../results.md) page shows the figure for three seeds. The tool counts, layer
+#   [Results](../../results.md) page shows the figure for three recipes. The tool counts, layer
 #   by layer, the units that output zero on every probe input:
 
 # %%
