@@ -25,7 +25,7 @@ def test_site_builds_strictly_and_every_tutorial_executes(tmp_path: Path) -> Non
         capture_output=True,
         text=True,
         env=env,
-        timeout=3600,  # the tutorials run MNIST jobs; under JAX on a 2-core CPU they take ~20 min
+        timeout=3600,  # the tutorials run MNIST jobs: about a quarter of an hour on 2 cores
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
     tutorials = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
@@ -40,6 +40,23 @@ def test_site_builds_strictly_and_every_tutorial_executes(tmp_path: Path) -> Non
         figures = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]{10000,})", html)
         shown = tutorial.read_text(encoding="utf-8").count("plt.show()")
         assert len(figures) == shown, f"{tutorial.name}: {shown} figures shown, {len(figures)} rendered"
+
+
+@pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND", "tensorflow") != "jax",
+    reason="the TensorFlow pass executes this tutorial in the docs build",
+)
+def test_backend_tutorial_runs_as_a_script_under_jax(tmp_path: Path) -> None:
+    """The docs build (all tutorials) runs in the TensorFlow pass only; the one tutorial
+    with JAX-specific branches runs here, as the plain script a jupytext percent file is."""
+    env = dict(os.environ, MPLBACKEND="Agg", KERAS_BACKEND="jax")
+    result = subprocess.run(
+        [sys.executable, "05_backends_and_devices.py"],
+        cwd=ROOT / "tutorials", capture_output=True, text=True, env=env, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
+    assert "Keras backend: jax" in result.stdout
+    assert "largest difference between the runs" in result.stdout
 
 
 def test_every_tutorial_is_in_the_navigation() -> None:

@@ -12,7 +12,7 @@
 # ```
 #
 # This page runs under whichever backend the documentation was built with (the test
-# suite builds it under both). It shows:
+# suite builds the site under TensorFlow and runs this page as a script under JAX). It shows:
 #
 # 1. the same training on one device and on two, through the backend's own
 #    distribution engine (`tf.distribute.MirroredStrategy` or
