@@ -115,7 +115,8 @@ def run_ablation(
         ValueError: On an unknown attack, an empty or repeated combination, or an unknown term.
     """
     from aatk.analysis.plots import plot_ablation
-    from aatk.training import _atomic_write, evaluate_run, train
+    from aatk.runs import atomic_write
+    from aatk.training import evaluate_run, train
 
     out = Path(out)
     chosen = COMBINATIONS if combinations is None else tuple(parse_combination("+".join(c)) for c in combinations)
@@ -142,7 +143,7 @@ def run_ablation(
         results[name] = {key: record["figures"][key] for key in _FIGURES}
         samples = record["samples"]
     summary = {"attack": attack, "samples": samples, "base_config": config.as_dict(), "results": results}
-    _atomic_write(out / "ablation.json", json.dumps(summary, indent=2))
-    _atomic_write(out / "ablation.md", ablation_table(results, attack=attack, samples=samples) + "\n")
+    atomic_write(out / "ablation.json", json.dumps(summary, indent=2))
+    atomic_write(out / "ablation.md", ablation_table(results, attack=attack, samples=samples) + "\n")
     plot_ablation(results, out / "ablation.png", title=f"Ablation of Eq. 11's terms ({config.dataset}, {attack})")
     return results

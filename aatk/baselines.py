@@ -19,6 +19,7 @@ Paper: Section 3.1 ("One-way ST & AT", "ST+AT", "PI (Pseudo-Input)"), Tables 1â€
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -30,7 +31,7 @@ from keras import ops
 from aatk import backend
 from aatk.analysis.inversion import invert_representation
 from aatk.attacks import PGD
-from aatk.model import WAYS, ThreeWayModel, check_way
+from aatk.model import DEFAULT_INPUT_RANGE, WAYS, ThreeWayModel, check_way, check_input_range
 from aatk.objectives import Tensor, cross_entropy
 
 __all__ = [
@@ -477,11 +478,20 @@ class PseudoInputModel(ThreeWayModel):
         """Total loss, the three PI terms and the clean accuracy of each way (on the natural part)."""
         return [self._pi_trackers[n] if n in self._pi_trackers else self._trackers[n] for n in self._active_metrics]
 
-    def compile(self, optimizer: str | keras.optimizers.Optimizer = "sgd", **kwargs: Any) -> None:
+    def compile(
+        self,
+        optimizer: str | keras.optimizers.Optimizer = "sgd",
+        *,
+        input_range: tuple[float, float] | None = DEFAULT_INPUT_RANGE,
+        **kwargs: Any,
+    ) -> None:
         """Configures training; the objective is fixed (L_PI) and needs no attack.
 
         Args:
             optimizer: Any Keras optimizer.
+            input_range: The ``(low, high)`` range the natural images (training and
+                validation) must lie in, or ``None`` for unbounded inputs; as
+                :meth:`ThreeWayModel.compile`. The pseudo inputs need not lie in it.
             **kwargs: Passed to ``keras.Model.compile`` (``steps_per_execution``,
                 ``run_eagerly``, ``jit_compile``...).
 
@@ -496,7 +506,9 @@ class PseudoInputModel(ThreeWayModel):
                     "(standard way on natural, robust way on robust, non-robust way on non-robust images)"
                 )
             kwargs.pop(forbidden, None)
+        input_range = check_input_range(input_range)
         keras.Model.compile(self, optimizer=optimizer, **kwargs)
+        self.input_range = input_range
         self.method = "pi"
         self.terms = PI_TERMS
         self.term_weights = {term: 1.0 for term in PI_TERMS}
@@ -510,7 +522,8 @@ class PseudoInputModel(ThreeWayModel):
                        "weighted_metrics"):
             config.pop(unused, None)
         optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer", "sgd"))
-        self.compile(optimizer=optimizer, **config)
+        input_range = config.pop("input_range", DEFAULT_INPUT_RANGE)  # absent from models saved before it existed
+        self.compile(optimizer=optimizer, input_range=input_range, **config)
         if self.built:
             with backend.variable_scope(self):
                 self.optimizer.build(self.trainable_variables)
@@ -551,8 +564,10 @@ class PseudoInputModel(ThreeWayModel):
             raise ValueError("PseudoInputModel does not support sample weights")
         x, y = self._parts(x, y)
         y = tuple(self._labels(part) for part in y)
-        for part, labels in zip(x, y):  # a second line of defence (see fit)
-            backend.check_batch(part, labels, num_classes=self.num_classes, bounds=None)
+        for index, (part, labels) in enumerate(zip(x, y)):  # a second line of defence (see fit)
+            # Only the natural images must lie in the input range (see validate_pseudo_inputs).
+            input_range = self.input_range if index == 0 else None
+            backend.check_batch(part, labels, num_classes=self.num_classes, bounds=None, input_range=input_range)
         loss, aux, gradients = backend.value_and_weight_gradients(
             lambda: self._pi_objective(x, y, training=True), self.trainable_variables
         )
@@ -567,8 +582,11 @@ class PseudoInputModel(ThreeWayModel):
     def validate_pseudo_inputs(self, x: Any, y: Any) -> None:
         """Checks the three parts of the training data before training.
 
-        Bounds are not required (the pseudo inputs need not be images in [0, 1]), but
-        every value must be finite.
+        The natural images must lie in the model's input range ([0, 1] unless compiled
+        with another ``input_range``), which catches unscaled data at its source. The
+        pseudo inputs need not: the robust and non-robust datasets of other recipes
+        may leave [0, 1]; but every value must be finite and no part may have an
+        integer dtype.
 
         Args:
             x: ``(x_natural, x_robust, x_non_robust)``, arrays of equal shape.
@@ -589,8 +607,11 @@ class PseudoInputModel(ThreeWayModel):
             raise ValueError(
                 f"the three parts must have equal shapes (same length and per-example shape), got {shapes}"
             )
+        natural_checks = self.input_checks()
+        pseudo_checks = dataclasses.replace(natural_checks, input_range=None)
         for name, array, labels in zip(_PI_PARTS, arrays, y):
-            self.validate_inputs(array, labels, name=name)
+            checks = natural_checks if name == "x_natural" else pseudo_checks
+            checks.check_arrays(array, labels, name=name)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """``keras.Model.fit`` on ``x=(x_natural, x_robust, x_non_robust)``, ``y=(y_natural, y_robust, y_non_robust)``.

@@ -23,7 +23,6 @@ Bad arguments or configurations get a one-line error and exit status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dtype", choices=("float32", "mixed_bfloat16"), help="override training.dtype")
     train.add_argument("--data-dir", help="folder of the original dataset files (default: $AATK_DATA_DIR, else tfds)")
     train.add_argument("--out", help="run folder (default: runs/<experiment.name>)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start over in --out even if it holds other files or another run (aatk's run files "
+                            "there are replaced; other files stay)")
     train.add_argument("--verbose", default="auto", help="Keras progress: auto, 0, 1 or 2")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained run under its test attacks")
@@ -151,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     pseudo.add_argument("--targets", choices=("random", "deterministic"), default="random")
     pseudo.add_argument("--data-dir")
     pseudo.add_argument("--out", help="run folder (default: runs/<experiment.name>)")
+    pseudo.add_argument("--overwrite", action="store_true", help="start over in --out (as for 'aatk train')")
     pseudo.add_argument("--verbose", default="auto")
     return parser
 
@@ -185,7 +188,7 @@ def _train(args: argparse.Namespace) -> int:
 
     config = _config(args)
     out = Path(args.out) if args.out else Path("runs") / config.name
-    train(config, out=out, data_dir=args.data_dir, verbose=_verbosity(args.verbose))
+    train(config, out=out, data_dir=args.data_dir, verbose=_verbosity(args.verbose), overwrite=args.overwrite)
     print(f"{PROG}: trained {config.name} ({config.epochs} epochs) in {out}")
     return 0
 
@@ -223,13 +226,36 @@ def _cell(record: dict, key: str) -> str:
     return f"{value:.1f} ±{100 * (bounds[1] - bounds[0]) / 2:.1f}"
 
 
+_RECORD_FIELDS = {"run": str, "method": (str, list), "attack": str, "figures": dict}
+
+
+def _read_evaluation(path: Path) -> dict:
+    """An ``eval-*.json`` record, checked for the fields the table needs."""
+    from aatk.runs import RunError, read_json_file
+
+    record = read_json_file(path, what="an evaluation record")
+    if not isinstance(record, dict):
+        raise RunError(f"{path} is damaged: not a JSON object; run 'aatk evaluate' again")
+    for field, types in _RECORD_FIELDS.items():
+        if not isinstance(record.get(field), types):
+            raise RunError(f"{path} is damaged: no valid {field!r} field; run 'aatk evaluate' again")
+    method = record["method"] if isinstance(record["method"], str) else "+".join(map(str, record["method"]))
+    shown = _ONE_WAY.get(method, _TABLE_COLUMNS)
+    missing = [key for key in shown if not isinstance(record["figures"].get(key), (int, float))]
+    if missing:
+        raise RunError(f"{path} is damaged: figure {missing[0]!r} is missing or not a number; run 'aatk evaluate' again")
+    return record
+
+
 def _report(args: argparse.Namespace) -> int:
     records = []
     for folder in args.runs:
+        if not Path(folder).is_dir():
+            raise ValueError(f"{folder} is not a folder" if Path(folder).exists() else f"{folder} does not exist")
         evaluations = sorted(Path(folder).glob("eval-*.json"))
         if not evaluations:
             raise ValueError(f"{folder} has no evaluation: run 'aatk evaluate --run {folder}' first")
-        records += [json.loads(path.read_text()) for path in evaluations]
+        records += [_read_evaluation(path) for path in evaluations]
     lines = []
     for attack in sorted({r["attack"] for r in records}):
         lines += [f"### Test attack: {attack}", "",
@@ -255,7 +281,9 @@ def _report(args: argparse.Namespace) -> int:
     table = "\n".join(lines)
     print(table)
     if args.out:
-        Path(args.out).write_text(table + "\n")
+        from aatk.runs import atomic_write
+
+        atomic_write(Path(args.out), table + "\n")
     return 0
 
 
@@ -324,16 +352,45 @@ def _pseudo_inputs(args: argparse.Namespace) -> int:
     pseudo_input_run(
         config, st_run=args.st_run, at_run=args.at_run, out=out, data_dir=args.data_dir,
         inversion_steps=args.inversion_steps, inversion_step_size=args.inversion_step_size,
-        targets=args.targets, verbose=_verbosity(args.verbose),
+        targets=args.targets, verbose=_verbosity(args.verbose), overwrite=args.overwrite,
     )
     print(f"{PROG}: trained {config.name} on pseudo-inputs in {out}; evaluate it with 'aatk evaluate --run {out}'")
     return 0
 
 
+def _os_error_message(error: OSError) -> str:
+    """One line for a file-system error: what happened, to which file, what to do."""
+    import errno
+
+    where = f": {error.filename}" if error.filename else ""
+    if isinstance(error, PermissionError) or error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        what = "read-only file system" if error.errno == errno.EROFS else "permission denied"
+        return f"{what}{where}; make it writable (or readable), or choose another folder"
+    if isinstance(error, IsADirectoryError):
+        return f"a folder where a file was expected{where}"
+    if isinstance(error, NotADirectoryError):
+        return f"a file where a folder was expected{where}"
+    if error.errno == errno.ENOSPC:
+        return f"no space left on the device{where}; free some space and run the command again (runs resume)"
+    return f"{error.strerror or error}{where}"
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"{PROG}: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``aatk`` / ``python -m aatk``; returns the exit status."""
+    """Entry point of ``aatk`` / ``python -m aatk``; returns the exit status.
+
+    Every expected failure — a bad argument or configuration, a run folder that is locked,
+    foreign, damaged or read-only, a damaged model or evaluation file, a file-system error —
+    is printed as one line naming the file and what to do, with exit status 2.
+    """
+    import warnings
+
     from aatk.configs import ConfigError
 
+    previous_format, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         args = _parser().parse_args(argv)
         handler = {
@@ -344,6 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (_ArgumentError, ConfigError, ValueError, FileNotFoundError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"{PROG}: error: {_os_error_message(error)}", file=sys.stderr)
+        return 2
+    finally:
+        warnings.formatwarning = previous_format
 
 
 if __name__ == "__main__":

@@ -232,22 +232,47 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+def _read(path: Path, seen: tuple[Path, ...] = (), *, root: Path | None = None) -> dict:
+    """Reads ``path`` and, recursively, what it ``extends``.
+
+    A relative ``extends`` is resolved against the folder of the file that names it and
+    must stay inside ``root``, the folder of the configuration first read (so a shared
+    configuration cannot pull in arbitrary files); an absolute path is the explicit way to
+    extend a file elsewhere, and that file's folder then bounds its own relative ``extends``. Paths are resolved before the cycle check, so "../c/x.toml"
+    and "x.toml" are the same file.
+    """
+    path = path.resolve()
+    root = path.parent if root is None else root
     if path in seen:
-        raise ConfigError(f"{path}: circular 'extends'")
+        chain = " -> ".join(p.name for p in (*seen, path))
+        raise ConfigError(f"{path}: circular 'extends' ({chain})")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a configuration file (.toml)")
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as error:
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot be read (permission denied)") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     base_name = data.pop("extends", None)
     if base_name is None:
         return data
-    if not isinstance(base_name, str):
+    if not isinstance(base_name, str) or not base_name:
         raise ConfigError(f"{path}: extends must be a file name")
-    return _merge(_read(path.parent / base_name, (*seen, path)), data)
+    base = Path(base_name)
+    if base.is_absolute():  # explicit: the file's own folder bounds what it extends in turn
+        base_root = base.resolve().parent
+    else:
+        base, base_root = (path.parent / base).resolve(), root
+        if not base.is_relative_to(root):
+            raise ConfigError(
+                f"{path}: extends {base_name!r} resolves to {base}, outside {root} (the folder of the "
+                "configuration); give an absolute path to extend a file elsewhere"
+            )
+    return _merge(_read(base, (*seen, path), root=base_root), data)
 
 
 def _check_types(data: dict) -> dict:
@@ -277,6 +302,17 @@ def _check_types(data: dict) -> dict:
     return resolved
 
 
+def _plain_name(name: str, key: str) -> str:
+    """A run's name is the default run folder (``runs/<name>``): one plain folder name."""
+    if (not name or name in (".", "..") or "/" in name or "\\" in name or name != name.strip()
+            or any(ord(c) < 32 for c in name)):
+        raise ConfigError(
+            f"{key}: must be a plain folder name (no '/', '\\', '..', surrounding spaces or control "
+            f"characters), got {name!r}"
+        )
+    return name
+
+
 def _positive_int(value: int, key: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ConfigError(f"{key}: must be >= {minimum}, got {value}")
@@ -299,6 +335,7 @@ def validate(data: dict, *, source: str = "<dict>") -> Config:
     """
     values = _check_types(data)
     experiment, training, attack = values["experiment"], values["training"], values["attack"]
+    _plain_name(experiment["name"], "experiment.name")
     if experiment["dataset"] not in _DATASETS:
         raise ConfigError(f"experiment.dataset: must be one of {_DATASETS}, got {experiment['dataset']!r}")
     if experiment["backbone"] not in _BACKBONES:

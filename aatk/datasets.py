@@ -227,52 +227,88 @@ def _mnist_file(path: Path) -> Path:
     return plain if not path.is_file() and plain.is_file() else path
 
 
-def _read_gzip(path: Path) -> bytes:
-    """The decompressed content of a complete gzip file (the content of a file not ending in .gz)."""
-    if path.suffix != ".gz":
-        return path.read_bytes()
-    raw = path.read_bytes()
-    try:
-        # Checks the header, the whole deflate stream, the CRC-32 and the length.
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as err:
-        raise DatasetError(
-            f"{path}: corrupt or truncated gzip file ({type(err).__name__}: {err}); expected a complete gzip "
-            f"stream ({len(raw):,} bytes read). {_how_to_get('mnist', path.parent)}"
-        ) from err
+class _IdxStream:
+    """Reads a file's content in bounded pieces, decompressing a ``.gz`` file as it goes.
 
+    Only what is asked for is ever decompressed: a small gzip file that inflates to
+    gigabytes (a "gzip bomb") costs no more memory than its header promises. Reaching
+    the end of a gzip stream checks its CRC-32 and length; a corrupt or truncated
+    stream raises :class:`DatasetError` naming the file.
+    """
 
-def _parse_idx(path: Path, payload: bytes, *, magic: int, what: str) -> np.ndarray:
-    """An IDX file of unsigned bytes: labels (magic 0x801, dims N) or images (0x803, dims N×28×28)."""
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    how = _how_to_get("mnist", path.parent)
-    if len(payload) >= 4:
-        (found_magic,) = struct.unpack(">I", payload[:4])
-        if found_magic != magic:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stream = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+
+    def __enter__(self) -> _IdxStream:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stream.close()
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes of the (decompressed) content; fewer only at its end."""
+        try:
+            return self.stream.read(size)
+        except (OSError, EOFError, zlib.error) as err:
+            # gzip checks the header, the whole deflate stream, the CRC-32 and the length.
             raise DatasetError(
-                f"{path}: wrong magic number 0x{found_magic:08X}, expected 0x{magic:08X} (IDX {what}); "
-                f"is this the right file? {how}"
+                f"{self.path}: corrupt or truncated gzip file ({type(err).__name__}: {err}); expected a complete gzip "
+                f"stream ({self.path.stat().st_size:,} bytes on disk). {_how_to_get('mnist', self.path.parent)}"
+            ) from err
+
+
+def _read_idx(path: Path, *, magic: int, what: str, max_count: int) -> np.ndarray:
+    """An IDX file of unsigned bytes: labels (magic 0x801, dims N) or images (0x803, dims N×28×28).
+
+    Reads the header first, then at most the payload the header promises and one byte
+    more: a file with more data than that is refused without inflating the rest, and so
+    is a header that promises more than ``max_count`` items.
+
+    Raises:
+        DatasetError: Naming the file, on a corrupt or truncated gzip stream, a wrong magic
+            number or dimensions, more than ``max_count`` items announced, or a payload
+            shorter or longer than announced.
+    """
+    ndim = magic & 0xFF
+    header_size = 4 + 4 * ndim
+    how = _how_to_get("mnist", path.parent)
+    with _IdxStream(path) as stream:
+        header = stream.read(header_size)
+        if len(header) >= 4:
+            (found_magic,) = struct.unpack(">I", header[:4])
+            if found_magic != magic:
+                raise DatasetError(
+                    f"{path}: wrong magic number 0x{found_magic:08X}, expected 0x{magic:08X} (IDX {what}); "
+                    f"is this the right file? {how}"
+                )
+        if len(header) < header_size:
+            raise DatasetError(
+                f"{path}: expected an IDX header of {header_size} bytes after decompression, found {len(header):,} "
+                f"bytes (truncated). {how}"
             )
-    if len(payload) < header:
+        dims = struct.unpack(f">{ndim}I", header[4:])
+        if ndim == 3 and dims[1:] != (_MNIST_SIDE, _MNIST_SIDE):
+            raise DatasetError(
+                f"{path}: wrong dimensions ({dims[0]:,}, {dims[1]}, {dims[2]}), expected (N, 28, 28) images. {how}"
+            )
+        count = dims[0]
+        if count > max_count:
+            raise DatasetError(
+                f"{path}: the IDX header announces {count:,} {what}, more than the {max_count:,} expected; "
+                f"not reading further. {how}"
+            )
+        payload_size = count * (_MNIST_SIDE * _MNIST_SIDE if ndim == 3 else 1)
+        payload = stream.read(payload_size + 1)  # one byte more tells whether data follows
+    expected = header_size + payload_size
+    if len(payload) != payload_size:
+        found = f"more than {expected:,}" if len(payload) > payload_size else f"{header_size + len(payload):,}"
+        problem = "truncated" if len(payload) < payload_size else "extra data at the end"
         raise DatasetError(
-            f"{path}: expected an IDX header of {header} bytes after decompression, found {len(payload):,} bytes "
-            f"(truncated). {how}"
+            f"{path}: expected {expected:,} bytes after decompression (a {header_size}-byte header and {count:,} "
+            f"{what}), found {found} ({problem}). {how}"
         )
-    dims = struct.unpack(f">{ndim}I", payload[4:header])
-    if ndim == 3 and dims[1:] != (_MNIST_SIDE, _MNIST_SIDE):
-        raise DatasetError(
-            f"{path}: wrong dimensions ({dims[0]:,}, {dims[1]}, {dims[2]}), expected (N, 28, 28) images. {how}"
-        )
-    count = dims[0]
-    expected = header + count * (_MNIST_SIDE * _MNIST_SIDE if ndim == 3 else 1)
-    if len(payload) != expected:
-        problem = "truncated" if len(payload) < expected else "extra data at the end"
-        raise DatasetError(
-            f"{path}: expected {expected:,} bytes after decompression (a {header}-byte header and {count:,} {what}), "
-            f"found {len(payload):,} ({problem}). {how}"
-        )
-    data = np.frombuffer(payload, dtype=np.uint8, offset=header)
+    data = np.frombuffer(payload, dtype=np.uint8)
     return data.reshape(count, _MNIST_SIDE, _MNIST_SIDE) if ndim == 3 else data
 
 
@@ -295,6 +331,9 @@ def read_mnist(folder: str | os.PathLike, split: str, *, num_examples: int | Non
     numbers 0x00000803 (images) and 0x00000801 (labels), the dimensions (N, 28, 28),
     that each payload has exactly the size its header announces, that images and
     labels have the same N, that N is the official count, and that labels are in 0..9.
+    No more is decompressed than the header announces (one byte more, to detect extra
+    data), and no header may announce more than the expected count: a small file that
+    would inflate to gigabytes is refused after reading a few bytes.
 
     Args:
         folder: The folder that holds the four files.
@@ -321,8 +360,8 @@ def read_mnist(folder: str | os.PathLike, split: str, *, num_examples: int | Non
     expected = _INFO["mnist"].num_examples[split] if num_examples is None else int(num_examples)
     image_path, label_path = (_mnist_file(folder / f) for f in _MNIST_FILES[split])
     _check_present([image_path, label_path], "mnist")
-    images = _parse_idx(image_path, _read_gzip(image_path), magic=_MNIST_IMAGES_MAGIC, what="images")
-    labels = _parse_idx(label_path, _read_gzip(label_path), magic=_MNIST_LABELS_MAGIC, what="labels")
+    images = _read_idx(image_path, magic=_MNIST_IMAGES_MAGIC, what="images", max_count=expected)
+    labels = _read_idx(label_path, magic=_MNIST_LABELS_MAGIC, what="labels", max_count=expected)
     if len(images) != len(labels):
         raise DatasetError(
             f"mismatched counts: {image_path} holds {len(images):,} images but {label_path} holds "

@@ -225,18 +225,49 @@ def _batch_evaluator(model: ThreeWayModel, attack: PGD, adaptive: bool):
     return backend.compile_function(evaluate_batch, state=model.variables + attack.variables)
 
 
+_DATASET_KINDS = "a tf.data.Dataset of (x, y) batches or a tuple (x, y) of arrays"
+
+
+def _check_dataset(dataset: Any) -> None:
+    """Checks what can be checked of ``dataset`` before any batch is evaluated.
+
+    Raises:
+        ValueError: If it is neither kind :func:`evaluate` takes, has no labels, or is a
+            tuple whose inputs and labels differ in number.
+    """
+    if hasattr(dataset, "element_spec"):
+        spec = dataset.element_spec
+        if not (isinstance(spec, tuple) and len(spec) in (2, 3)):
+            raise ValueError(
+                f"dataset yields batches without labels (element_spec {spec}); expected {_DATASET_KINDS}"
+            )
+        return
+    if not (isinstance(dataset, tuple) and len(dataset) == 2):
+        what = f"a tuple of {len(dataset)}" if isinstance(dataset, tuple) else type(dataset).__name__
+        raise ValueError(f"dataset must be {_DATASET_KINDS}, got {what}")
+    x, y = dataset
+    for name, part in (("x", x), ("y", y)):
+        if part is None or not (hasattr(part, "shape") or isinstance(part, (list, tuple))):
+            raise ValueError(
+                f"dataset must be {_DATASET_KINDS}; its {name} is {type(part).__name__}"
+                + (" (labels are required: evaluation compares predictions with them)" if name == "y" else "")
+            )
+    if np.ndim(x) == 0 or np.ndim(y) == 0:
+        raise ValueError(f"dataset's x and y must be arrays with a batch axis, got shapes {np.shape(x)} and {np.shape(y)}")
+    if len(x) != len(y):
+        raise ValueError(f"dataset has {len(x)} inputs but {len(y)} labels; expected one label per input")
+
+
 def _batches(data, batch_size: int):
+    """(x, y) batches of a dataset that passed :func:`_check_dataset`."""
     if hasattr(data, "element_spec"):
         for batch in data:
             x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
             yield x, y
         return
-    if isinstance(data, tuple) and len(data) == 2:
-        x, y = data
-        for start in range(0, len(x), batch_size):
-            yield x[start : start + batch_size], y[start : start + batch_size]
-        return
-    raise ValueError("dataset must be a tf.data.Dataset of (x, y) batches or a tuple (x, y) of arrays")
+    x, y = data
+    for start in range(0, len(x), batch_size):
+        yield x[start : start + batch_size], y[start : start + batch_size]
 
 
 def _detection(clean: dict, adversarial: dict, labels: np.ndarray) -> dict:
@@ -307,8 +338,12 @@ def evaluate(
         An :class:`EvaluationReport`.
 
     Raises:
-        ValueError: On inputs outside the attack's bounds, non-finite inputs, bad labels,
-            or an empty dataset.
+        ValueError: Before anything is evaluated, on a model that is not built, a
+            ``dataset`` of another kind, without labels, or with more or fewer labels than
+            inputs, or a ``batch_size`` that is not a positive integer; then, before each
+            batch, as :meth:`ThreeWayModel.validate_inputs` (inputs outside the attack's
+            bounds or the model's input range, non-finite inputs, bad labels); or on an
+            empty dataset.
     """
     from aatk.baselines import CombinedOneWay  # local: aatk.baselines imports aatk.model and aatk.attacks
 
@@ -316,8 +351,16 @@ def evaluate(
         raise ValueError(
             f"model must be an aatk.ThreeWayModel or aatk.baselines.CombinedOneWay, got {type(model).__name__}"
         )
+    if not model.built:
+        raise ValueError(
+            f"model {model.name!r} is not built: train it (fit), load a trained one, or build it for its inputs "
+            "(model.build((None, *input_shape))) before evaluating it"
+        )
     if not isinstance(attack, PGD):
         raise ValueError(f"attack must be an aatk.PGD, got {type(attack).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    _check_dataset(dataset)
     evaluate_batch = _batch_evaluator(model, attack, adaptive)
     collected: dict = {}
     labels_seen = []

@@ -78,15 +78,17 @@ def _trained_ways(config: Config) -> tuple[str, ...]:
 def _load(run: str | Path) -> tuple[Config, keras.Model]:
     from aatk.training import load_run_config
 
+    from aatk.runs import load_model_file
+
     config = load_run_config(run)
-    return config, keras.models.load_model(Path(run) / "model.keras")
+    return config, load_model_file(Path(run) / "model.keras", expected=keras.Model)
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from aatk.training import _atomic_write
+    from aatk.runs import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, json.dumps(data, indent=2))
+    atomic_write(path, json.dumps(data, indent=2))
 
 
 def class_examples(x: np.ndarray, y: np.ndarray, *, per_class: int = 1, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -256,7 +258,7 @@ def detection_figure(
     """
     from aatk.analysis import detection_curves, plot_roc
     from aatk.evaluation import evaluate
-    from aatk.training import _atomic_write
+    from aatk.runs import atomic_write
 
     if not runs:
         raise ValueError("give at least one run folder")
@@ -295,7 +297,7 @@ def detection_figure(
         ]
     )
     _write_json(out / "detection.json", record)
-    _atomic_write(out / "detection.md", table + "\n")
+    atomic_write(out / "detection.md", table + "\n")
     return out / "detection.md"
 
 
@@ -321,7 +323,7 @@ def combine_runs(
     """
     from aatk.baselines import CombinedOneWay
     from aatk.evaluation import evaluate
-    from aatk.training import _atomic_write
+    from aatk.runs import atomic_write
 
     st_config, st_model = _load(st_run)
     at_config, at_model = _load(at_run)
@@ -352,8 +354,8 @@ def combine_runs(
             "figures": dict(report),
             "intervals_95": {key: list(bounds) for key, bounds in report.intervals(confidence=0.95).items()},
         }
-        _atomic_write(out / f"eval-{name}.json", json.dumps(record, indent=2))
-        _atomic_write(out / f"eval-{name}.md", f"# ST+AT ({record['run']}) under {name}\n\n{report.to_markdown()}\n")
+        atomic_write(out / f"eval-{name}.json", json.dumps(record, indent=2))
+        atomic_write(out / f"eval-{name}.md", f"# ST+AT ({record['run']}) under {name}\n\n{report.to_markdown()}\n")
         records[name] = {**record, "report": report}
     return records
 
@@ -369,6 +371,7 @@ def pseudo_input_run(
     inversion_step_size: float = 0.1,
     targets: str = "random",
     verbose: int | str = "auto",
+    overwrite: bool = False,
 ) -> keras.Model:
     """PI of Section 3.1: builds Ilyas et al.'s pseudo-input datasets, then trains a three-way model.
 
@@ -386,29 +389,48 @@ def pseudo_input_run(
     The datasets are cached in ``out/pseudo_inputs.npz`` (built once; a later call reuses
     them), then training runs in ``out`` like ``aatk train`` (``config.json``, ``log.csv``,
     ``model.keras``; it is not resumable mid-way: an interrupted training starts over).
+    Like ``aatk train``, it locks ``out`` and refuses a folder that is neither new, empty,
+    nor a run of this configuration unless ``overwrite`` (:mod:`aatk.runs`).
 
     Paper: Section 3.1 ("PI"), Tables 1, 2, 4b; Ilyas et al. (2019), Section 3.
 
     Returns:
         The trained model (also saved as ``out/model.keras``).
     """
-    import math
-    import os
-
-    from aatk.baselines import PseudoInputModel, non_robust_dataset, robust_dataset
-    from aatk.training import _atomic_write, build_model, build_optimizer
-
     from aatk.configs import PSEUDO_INPUT_METHOD
+    from aatk.runs import check_run_folder, locked, remove_run_files
 
     if config.method != PSEUDO_INPUT_METHOD:
         raise ValueError(f"the configuration's method is {config.method!r}; pseudo-input training needs method = 'pi'")
     out = Path(out)
+    check_run_folder(out, config, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    with locked(out, command="aatk pseudo-inputs"):
+        if overwrite:
+            remove_run_files(out)
+            (out / "pseudo_inputs.npz").unlink(missing_ok=True)
+        return _pseudo_input_run_locked(
+            config, st_run=st_run, at_run=at_run, out=out, data_dir=data_dir, inversion_steps=inversion_steps,
+            inversion_step_size=inversion_step_size, targets=targets, verbose=verbose,
+        )
+
+
+def _pseudo_input_run_locked(config: Config, *, st_run, at_run, out: Path, data_dir, inversion_steps,
+                             inversion_step_size, targets, verbose) -> keras.Model:
+    import math
+    import os
+
+    from aatk.baselines import PseudoInputModel, non_robust_dataset, robust_dataset
+    from aatk.runs import atomic_write
+    from aatk.training import build_model, build_optimizer
+
     _, st_model = _load(st_run)
     at_config, at_model = _load(at_run)
     if at_config.dataset != config.dataset:
         raise ValueError(f"{at_run} is a {at_config.dataset} run; the configuration is {config.dataset}")
     x, y = datasets.load_arrays(config.dataset, "train", data_dir=data_dir, subset=config.subset or None)
+    # First, so that a folder killed while the datasets are built is recognised as this run.
+    atomic_write(out / "config.json", json.dumps(config.as_dict(), indent=2))
     cache = out / "pseudo_inputs.npz"
     if cache.exists():
         with np.load(cache) as stored:
@@ -424,8 +446,7 @@ def pseudo_input_run(
         temporary = out / ".pseudo_inputs.tmp.npz"
         np.savez(temporary, **parts)
         os.replace(temporary, cache)
-    _atomic_write(out / "config.json", json.dumps(config.as_dict(), indent=2))
-    _atomic_write(out / "pseudo_inputs.json", json.dumps({
+    atomic_write(out / "pseudo_inputs.json", json.dumps({
         "st_run": str(st_run), "at_run": str(at_run), "inversion_steps": inversion_steps,
         "inversion_step_size": inversion_step_size, "targets": targets, "images": int(len(y))}, indent=2))
     keras.utils.set_random_seed(config.seed)

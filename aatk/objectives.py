@@ -11,7 +11,7 @@ Paper: Section 2.3, Eq. 6–11, Algorithm 1.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from keras import ops
@@ -205,7 +205,8 @@ def resolve_method(method: str | Iterable[str]) -> tuple[str, ...]:
         The terms in canonical order.
 
     Raises:
-        ValueError: On an unknown method or term, or an empty subset.
+        ValueError: On an unknown method or term, an empty subset, ``None``, or a dict
+            of weighted terms (not supported: every term weighs 1).
 
     Example:
         >>> resolve_method("aat++")
@@ -213,16 +214,22 @@ def resolve_method(method: str | Iterable[str]) -> tuple[str, ...]:
         >>> resolve_method(["an", "st"])
         ('st', 'an')
     """
+    valid = f"one of {sorted(METHODS) + sorted(BASELINES)} or a subset of {TERMS}"
     if isinstance(method, str):
         key = method.lower()
         if key in BASELINES:
             return tuple(BASELINES[key])
         if key not in METHODS:
-            raise ValueError(
-                f"method must be one of {sorted(METHODS) + sorted(BASELINES)} or a subset of {TERMS}, "
-                f"got {method!r}"
-            )
+            raise ValueError(f"method must be {valid}, got {method!r}")
         return METHODS[key]
+    if isinstance(method, Mapping):
+        # Iterating a dict gives its keys: {"st": 2.0} would silently train with weight 1.
+        raise ValueError(
+            f"method must be {valid}, got the weighted terms {dict(method)!r}; weighted terms are not "
+            "supported: every term of a method weighs 1 (Eq. 8, Eq. 11), so pass a name or a list of terms"
+        )
+    if isinstance(method, bytes) or not isinstance(method, Iterable):
+        raise ValueError(f"method must be {valid}, got {method!r}")
     terms = [str(t).lower() for t in method]
     unknown = [t for t in terms if t not in TERMS]
     if unknown or not terms or len(set(terms)) != len(terms):

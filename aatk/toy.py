@@ -106,7 +106,8 @@ def run(
     model = ThreeWayModel(mlp_encoder(dist.d, name="encoder_r"), mlp_encoder(dist.d, name="encoder_n"), num_classes=2)
     # ε = 0.02 with 10 steps of 0.005: the ℓ∞ budget of Proposition 1, inputs unbounded.
     attack = PGD(norm="linf", eps=float(eps), step_size=float(eps) / 4, steps=10, bounds=None)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), method=method, attack=attack)
+    # Gaussian inputs, not images: the model's default input range [0, 1] does not apply.
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), method=method, attack=attack, input_range=None)
     start = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=verbose)
     train_seconds = time.perf_counter() - start

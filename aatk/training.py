@@ -1,10 +1,12 @@
 """Training runs from a configuration: resumable, reproducible, logged.
 
-A run lives in one folder: the resolved configuration (``config.json``), a
-checkpoint written atomically at the end of every epoch (``checkpoint.keras``
-plus ``state.json``), the per-epoch log (``log.csv``) and, at the end, the
-trained model (``model.keras``). Starting the same command again resumes from
-the last finished epoch and ends with the same weights as an uninterrupted run:
+A run lives in one folder (:mod:`aatk.runs` describes it and what is guaranteed): the
+resolved configuration (``config.json``), a checkpoint written atomically at the end of
+every epoch (``checkpoints/epoch-NNNN.keras`` with its record; ``state.json`` names the
+newest), the per-epoch log (``log.csv``) and, at the end, the trained model
+(``model.keras``). One process at a time works in a folder (a lock), and a folder that
+is not a run of the same configuration is refused. Starting the same command again
+resumes from the last finished epoch and ends with the same weights as an uninterrupted run:
 the data order and augmentation of every epoch are derived from (seed, epoch)
 alone, the optimizer state and the layers' random-number state are part of the
 checkpoint, and TensorFlow runs with deterministic ops.
@@ -27,11 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,6 +43,19 @@ from aatk.attacks import PGD
 from aatk.configs import PSEUDO_INPUT_METHOD, Config
 from aatk.model import ThreeWayModel
 from aatk.optim import PiecewiseConstantWithWarmup, TorchSGD
+from aatk.runs import (
+    RunError,
+    atomic_write,
+    check_run_folder,
+    config_fingerprint,
+    latest_checkpoint,
+    load_model_file,
+    locked,
+    read_json_file,
+    remove_run_files,
+    trim_epoch_rows,
+    write_checkpoint,
+)
 
 __all__ = [
     "MONITOR_FIELDS",
@@ -58,10 +71,6 @@ __all__ = [
     "train",
     "with_dtype_policy",
 ]
-
-
-class RunError(ValueError):
-    """A run folder cannot be used (it holds a different configuration, or is damaged)."""
 
 
 @contextlib.contextmanager
@@ -188,24 +197,6 @@ def epoch_batches(
         return batches
 
     return tf.data.Dataset.from_tensor_slices(tf.constant(list(epochs), dtype=tf.int64)).flat_map(one_epoch).prefetch(2)
-
-
-def _fingerprint(config: Config) -> str:
-    """Identifies a run's configuration. The epoch count is left out so that a finished
-    run can be trained further with a larger ``--epochs`` (the milestones are absolute)."""
-    described = config.as_dict()
-    described.pop("source", None)
-    described.pop("monitor", None)  # reads the model only
-    described["training"].pop("epochs", None)
-    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.chmod(temporary, 0o644)  # mkstemp creates 0600; these are ordinary result files
-    os.replace(temporary, path)
 
 
 def _seed_generators(model: ThreeWayModel) -> dict[str, keras.random.SeedGenerator]:
@@ -340,38 +331,55 @@ def _read_csv(path: Path) -> list[dict]:
 
 def _write_csv(path: Path, rows: list[dict], fields: tuple[str, ...]) -> None:
     lines = [",".join(fields)] + [",".join(str(row.get(field, "")) for field in fields) for row in rows]
-    _atomic_write(path, "\n".join(lines) + "\n")
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 class _EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the model and the number of finished epochs after every epoch, atomically."""
+    """Saves the model after every epoch with its record (:func:`aatk.runs.write_checkpoint`)."""
 
     def __init__(self, out: Path, fingerprint: str) -> None:
         super().__init__()
         self.out, self.fingerprint = out, fingerprint
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        temporary = self.out / ".checkpoint.tmp.keras"
-        self.model.save(temporary)
-        os.replace(temporary, self.out / "checkpoint.keras")
-        state = {"epochs_done": epoch + 1, "fingerprint": self.fingerprint, "rng": _rng_state(self.model)}
-        _atomic_write(self.out / "state.json", json.dumps(state, indent=2))
+        write_checkpoint(self.model, self.out, epochs_done=epoch + 1, fingerprint=self.fingerprint,
+                         rng=_rng_state(self.model))
 
 
-def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbose: int | str = "auto") -> ThreeWayModel:
+def train(
+    config: Config,
+    *,
+    out: str | Path,
+    data_dir: str | None = None,
+    verbose: int | str = "auto",
+    overwrite: bool = False,
+) -> ThreeWayModel:
     """Trains (or resumes training of) the configured model in the run folder ``out``.
+
+    The folder is locked for the whole call (:func:`aatk.runs.locked`). A run of the same
+    configuration there is resumed from its newest usable checkpoint, its ``log.csv`` and
+    ``monitor.csv`` cut back to that checkpoint's epochs.
 
     Args:
         config: The validated configuration.
-        out: The run folder (created if needed).
+        out: The run folder (created if needed): new, empty, or a run of this configuration.
         data_dir: Folder of the original dataset files; default ``AATK_DATA_DIR`` or tfds.
         verbose: Keras progress-bar verbosity.
+        overwrite: Start over in ``out`` even if it holds other files or another run:
+            aatk's run files there (:data:`aatk.runs.RUN_FILES`) are deleted first; other
+            files are left alone.
 
     Returns:
         The trained model (also saved as ``out/model.keras``).
 
     Raises:
-        RunError: If ``out`` holds a run of a different configuration.
+        RunError: If ``out`` is not empty and not a run of this configuration, another
+            process works in it, it cannot be written, or it has checkpoints but none usable.
+
+    Example:
+        >>> from aatk.configs import load_config
+        >>> config = load_config("configs/mnist_aat.toml", overrides={"training.subset": 512})
+        >>> model = train(config, out="runs/mnist_aat_small")  # doctest: +SKIP
     """
     if config.method == PSEUDO_INPUT_METHOD:
         raise RunError(
@@ -379,20 +387,18 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
             "use 'aatk pseudo-inputs --config ... --st-run ... --at-run ...'"
         )
     out = Path(out)
+    check_run_folder(out, config, overwrite=overwrite)  # before anything is written there
     out.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(config)
-    state_path = out / "state.json"
-    epochs_done = 0
-    if state_path.exists():
-        state = json.loads(state_path.read_text())
-        if state.get("fingerprint") != fingerprint:
-            raise RunError(
-                f"{out} holds a run of a different configuration (fingerprint {state.get('fingerprint')}, "
-                f"this one {fingerprint}); choose another --out or delete the folder"
-            )
-        epochs_done = int(state["epochs_done"])
-        rng_state = state.get("rng", {})
-    _atomic_write(out / "config.json", json.dumps(config.as_dict(), indent=2))
+    with locked(out, command="aatk train"):
+        check_run_folder(out, config, overwrite=overwrite)  # again: another process may have written meanwhile
+        if overwrite:
+            remove_run_files(out)
+        return _train_locked(config, out=out, data_dir=data_dir, verbose=verbose)
+
+
+def _train_locked(config: Config, *, out: Path, data_dir: str | None, verbose: int | str) -> ThreeWayModel:
+    fingerprint = config_fingerprint(config)
+    atomic_write(out / "config.json", json.dumps(config.as_dict(), indent=2))
 
     keras.utils.set_random_seed(config.seed)
     tf = _tensorflow_or_none()
@@ -400,9 +406,16 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
         tf.config.experimental.enable_op_determinism()
     x, y = datasets.load_arrays(config.dataset, "train", data_dir=data_dir, subset=config.subset or None)
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
-    if epochs_done:
-        model = keras.models.load_model(out / "checkpoint.keras")
-        _restore_rng_state(model, rng_state)
+    checkpoint = latest_checkpoint(out, fingerprint=fingerprint, steps_per_epoch=steps_per_epoch,
+                                   load=lambda path: load_model_file(path, expected=ThreeWayModel))
+    epochs_done = checkpoint.epochs_done if checkpoint else 0
+    # Rows of epochs after the checkpoint (a run killed between its log row and its
+    # checkpoint, or a damaged newest checkpoint) are trained again: drop them.
+    trim_epoch_rows(out / "log.csv", keep=lambda epoch: epoch < epochs_done)  # Keras counts from 0
+    trim_epoch_rows(out / "monitor.csv", keep=lambda epoch: epoch <= epochs_done)  # counted from 1
+    if checkpoint:
+        model = checkpoint.model
+        _restore_rng_state(model, checkpoint.rng)
     else:
         model = build_model(config)
         model.compile(
@@ -423,8 +436,6 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
         x_monitor, y_monitor = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=config.monitor_subset)
         callbacks.append(_AttackMonitor(out, config, x_monitor, y_monitor))
     callbacks.append(_EpochCheckpoint(out, fingerprint))
-    if epochs_done == 0 and (out / "log.csv").exists():
-        (out / "log.csv").unlink()  # a run killed during its first epoch starts over
     for epoch in range(epochs_done, config.epochs):
         # One fit call per epoch, with that epoch's batches: what the model sees never depends
         # on how Keras reuses iterators across epochs, so resuming reproduces the batches exactly.
@@ -453,6 +464,8 @@ def train(config: Config, *, out: str | Path, data_dir: str | None = None, verbo
         )
     temporary = out / ".model.tmp.keras"
     model.save(temporary)
+    with temporary.open("rb") as stream:
+        os.fsync(stream.fileno())
     os.replace(temporary, out / "model.keras")
     return model
 
@@ -465,14 +478,23 @@ def load_run_config(run: str | Path) -> Config:
     """
     from aatk.configs import validate
 
+    from aatk.configs import ConfigError
+
     run = Path(run)
+    if not run.is_dir():
+        raise RunError(f"{run} is not a folder" if run.exists() else f"{run} does not exist")
     if not (run / "config.json").exists():
         raise RunError(f"{run} is not a run folder (no config.json): run 'aatk train' first")
     if not (run / "model.keras").exists():
         raise RunError(f"{run} has no model.keras: run 'aatk train' to the end first")
-    resolved = json.loads((run / "config.json").read_text())
+    resolved = read_json_file(run / "config.json", what="the run's configuration")
+    if not isinstance(resolved, dict):
+        raise RunError(f"{run / 'config.json'} (the run's configuration) is damaged: not a JSON object")
     resolved.pop("source", None)
-    return validate(resolved, source=str(run / "config.json"))
+    try:
+        return validate(resolved, source=str(run / "config.json"))
+    except ConfigError as error:
+        raise RunError(f"{run / 'config.json'} is not a configuration this aatk can read: {error}") from None
 
 
 def evaluate_run(
@@ -506,12 +528,20 @@ def evaluate_run(
         :class:`~aatk.EvaluationReport` under ``"report"``.
 
     Raises:
-        RunError: If ``run`` is not a finished run folder.
+        RunError: If ``run`` is not a finished run folder, its model file is damaged, another
+            process works in it, or it cannot be written (checked before any attack runs).
         ValueError: If an attack is not one of the run's test attacks.
     """
+    run = Path(run)
+    load_run_config(run)  # a clear error before the lock file is written into a folder that is no run
+    with locked(run, command="aatk evaluate"):
+        return _evaluate_locked(run, data_dir=data_dir, subset=subset, attacks=attacks, batch_size=batch_size,
+                                adaptive=adaptive, dtype=dtype)
+
+
+def _evaluate_locked(run: Path, *, data_dir, subset, attacks, batch_size, adaptive, dtype) -> dict[str, dict]:
     from aatk.evaluation import evaluate
 
-    run = Path(run)
     config = load_run_config(run)
     configured = config.make_test_attacks()
     if attacks:
@@ -519,7 +549,7 @@ def evaluate_run(
         if unknown:
             raise ValueError(f"attack {unknown[0]!r} is not a test attack of this run; known: {sorted(configured)}")
         configured = {name: configured[name] for name in attacks}
-    model = keras.models.load_model(run / "model.keras")
+    model = load_model_file(run / "model.keras", expected=keras.Model)
     suffix = ""
     if dtype is not None and dtype != config.dtype:
         model, suffix = with_dtype_policy(model, dtype), f".{dtype}"
@@ -539,7 +569,7 @@ def evaluate_run(
             "figures": dict(report),
             "intervals_95": {key: list(bounds) for key, bounds in report.intervals(confidence=0.95).items()},
         }
-        _atomic_write(run / f"eval-{name}{suffix}.json", json.dumps(record, indent=2))
-        _atomic_write(run / f"eval-{name}{suffix}.md", f"# {record['run']} under {name}\n\n{report.to_markdown()}\n")
+        atomic_write(run / f"eval-{name}{suffix}.json", json.dumps(record, indent=2))
+        atomic_write(run / f"eval-{name}{suffix}.md", f"# {record['run']} under {name}\n\n{report.to_markdown()}\n")
         records[name] = {**record, "report": report}
     return records

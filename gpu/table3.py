@@ -716,19 +716,20 @@ class Table3:
         atomic_write(path=self.out / "table.md", text=self.table() + "\n")
 
     def pack_run(self, *, plan: Plan) -> None:
-        """``OUT/<config>.tar``: the run folder, with the checkpoint only while unfinished."""
+        """``OUT/<config>.tar``: the run folder, with the checkpoints only while unfinished."""
         if not self.pack or not plan.folder.is_dir():
             return
-        leave_out = {"checkpoint.keras" if self.trained(plan=plan) else "model.keras"}
-        files = [path for path in sorted(plan.folder.iterdir())
-                 if path.is_file() and path.name not in leave_out and not path.name.startswith(".")]
+        leave_out = {"checkpoints", "checkpoint.keras"} if self.trained(plan=plan) else {"model.keras"}
+        files = [path for path in sorted(plan.folder.rglob("*"))
+                 if path.is_file() and not any(part.startswith(".") for part in path.relative_to(plan.folder).parts)
+                 and path.relative_to(plan.folder).parts[0] not in leave_out]
         if not files:
             return
         target = self.out / plan.tar
         temporary = target.with_name(f".{target.name}.tmp")
         with tarfile.open(temporary, "w") as archive:
             for path in files:
-                archive.add(path, arcname=f"{plan.folder.name}/{path.name}")
+                archive.add(path, arcname=f"{plan.folder.name}/{path.relative_to(plan.folder).as_posix()}")
         os.replace(temporary, target)
         log(f"packed {plan.folder} into {target} ({target.stat().st_size / 2**20:.1f} MiB)")
 

@@ -74,7 +74,10 @@ models, reports = {}, {}
 for method in ("st", "aat", "aat++"):
     keras.utils.set_random_seed(0)
     models[method] = aatk.ThreeWayModel(mlp(), mlp(), num_classes=2)
-    models[method].compile(optimizer=keras.optimizers.Adam(1e-2), method=method, attack=attack if method != "st" else None)
+    # input_range=None: the toy's inputs are Gaussian, not images in [0, 1] (the default range).
+    models[method].compile(
+        optimizer=keras.optimizers.Adam(1e-2), method=method, attack=attack if method != "st" else None, input_range=None
+    )
     history = models[method].fit(x_train, y_train, batch_size=256, epochs=6, verbose=0)
     last = {k: round(v[-1], 3) for k, v in history.history.items()}
     print(f"{method:6s}", last)

@@ -57,8 +57,12 @@ print((ROOT / "configs" / "_mnist.toml").read_text())
 # epoch, a CSV log (with each epoch's learning rate and time), the attacked monitor
 # (`monitor.csv`: clean S, R, N and R_adv, N_adv, DIA on the first test images after every
 # epoch) and the final model. Run the same command again after an interruption and it
-# resumes from the last finished epoch. Here: 512 training images, one epoch (two optimiser
-# steps, still inside the 75-step warm-up), and the monitor on 100 test images.
+# resumes from the last finished epoch, to the same weights as an uninterrupted run. One
+# process at a time works in a run folder (a second `aatk train` there stops at once,
+# naming the first one's pid), and `--out` never writes into a folder that holds anything
+# but a run of the same configuration unless you add `--overwrite` (the Reliability page
+# lists every guarantee). Here: 512 training images, one epoch (two optimiser steps, still
+# inside the 75-step warm-up), and the monitor on 100 test images.
 
 # %%
 run = Path(tempfile.mkdtemp()) / "mnist_aat++"

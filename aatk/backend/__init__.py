@@ -16,6 +16,8 @@ This package exposes the few operations that cannot be, one module per backend
   the given Keras variables;
 * ``variable_scope(model)``: where the model's new variables must be created
   (a ``tf.distribute`` strategy's scope);
+* ``state_kept_on_error(model)``: around ``fit``/``evaluate``/``predict``, gives the
+  model its variables back if the loop stops on an error (JAX: Keras detaches them);
 * ``batch_jacobian``, ``check_batch``, ``checked_dataset``, ``JIT_TRAIN_STEP``
   (whether ``fit`` should XLA-compile the train step) and ``ROLL_ATTACK_LOOPS``
   (whether PGD's steps run as one compiled loop or unrolled), both chosen by measurement.
@@ -40,6 +42,7 @@ if BACKEND == "tensorflow":
         checked_dataset,
         compile_function,
         input_gradient,
+        state_kept_on_error,
         stateful_step,
         value_and_weight_gradients,
         variable_scope,
@@ -53,6 +56,7 @@ elif BACKEND == "jax":
         checked_dataset,
         compile_function,
         input_gradient,
+        state_kept_on_error,
         stateful_step,
         value_and_weight_gradients,
         variable_scope,
@@ -72,6 +76,7 @@ __all__ = [
     "checked_dataset",
     "compile_function",
     "input_gradient",
+    "state_kept_on_error",
     "stateful_step",
     "value_and_weight_gradients",
     "variable_scope",

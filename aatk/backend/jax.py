@@ -183,16 +183,79 @@ def stateful_step(model: keras.Model, step_fn: Callable, state: tuple, data: Any
     return logs, tuple(new_state)
 
 
-def check_batch(x, y, *, num_classes: int, bounds: tuple[float, float] | None) -> list:
-    """No in-step checks under JAX (a compiled step cannot raise without a host round trip).
+@contextlib.contextmanager
+def state_kept_on_error(model: keras.Model):
+    """Gives the model back its variables if ``fit``, ``evaluate`` or ``predict`` fails midway.
 
-    Arrays are checked whole before training and every batch of a ``tf.data.Dataset``
-    in its input pipeline (:func:`checked_dataset`); see ``ThreeWayModel.fit``.
+    Keras's JAX trainer detaches every variable's value when a loop starts (the state
+    travels through the compiled steps, which consume their input buffers) and
+    reattaches the latest state when the loop ends; ``evaluate`` and ``predict`` do not
+    when an error stops them, nor does ``fit`` when the error comes before its first
+    step has returned. A bad batch found by the host-side checks (or any error of the
+    data source) would then leave the model without weights. On an error, this
+    reattaches the latest state the loop produced, and for variables still empty the
+    values they had on entry (references, not copies), unless a step consumed them.
     """
+    variables, seen = [], set()
+    optimizer = getattr(model, "optimizer", None)
+    groups = [model.trainable_variables, model.non_trainable_variables, model.metrics_variables]
+    if optimizer is not None:
+        groups.append(optimizer.variables)
+    for variable in (v for group in groups for v in group):
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            variables.append(variable)
+    values = [variable._value for variable in variables]  # what Keras's own purge clears
+    try:
+        yield
+    except BaseException:
+        if getattr(model, "_jax_state", None) is not None:
+            model.jax_state_sync()  # the state after the last step that ran
+            model._jax_state = None
+        for variable, value in zip(variables, values):
+            deleted = getattr(value, "is_deleted", None)
+            if variable._value is None and value is not None and not (deleted and deleted()):
+                variable._value = value
+        raise
+
+
+def check_batch(
+    x: Any,
+    y: Any | None,
+    *,
+    num_classes: int,
+    bounds: tuple[float, float] | None,
+    input_range: tuple[float, float] | None = None,
+) -> list:
+    """No value checks in the compiled JAX step (it cannot raise without a host round trip).
+
+    Arrays are checked whole before training, every batch of a ``tf.data.Dataset`` in
+    its input pipeline (:func:`checked_dataset`), and every batch of a Python generator
+    or a ``keras.utils.PyDataset`` on the host before it reaches the step; see
+    ``ThreeWayModel.fit``. Only dtypes, known when the step is traced, are checked here.
+
+    Raises:
+        ValueError: At tracing time, on inputs of an integer dtype or labels that are not numbers.
+    """
+    del num_classes, bounds, input_range
+    if jnp.issubdtype(jnp.result_type(x), jnp.integer):
+        raise ValueError(
+            f"aatk: inputs of integer dtype {jnp.result_type(x)}; the model takes float inputs: convert to float "
+            "in [0, 1], e.g. x / 255 for 8-bit images"
+        )
+    if y is not None and not jnp.issubdtype(jnp.result_type(y), jnp.number):
+        raise ValueError(f"aatk: labels must be integer class indices, got dtype {jnp.result_type(y)}")
     return []
 
 
-def checked_dataset(dataset, *, num_classes: int, bounds: tuple[float, float] | None):
+def checked_dataset(
+    dataset,
+    *,
+    num_classes: int,
+    bounds: tuple[float, float] | None,
+    input_range: tuple[float, float] | None = None,
+    labels: bool = True,
+):
     """``dataset`` with every batch checked in its ``tf.data`` pipeline.
 
     The pipeline runs in TensorFlow whatever the Keras backend, so this is the
@@ -200,4 +263,6 @@ def checked_dataset(dataset, *, num_classes: int, bounds: tuple[float, float] | 
     """
     from aatk.backend.tensorflow import checked_dataset as tensorflow_checked_dataset
 
-    return tensorflow_checked_dataset(dataset, num_classes=num_classes, bounds=bounds)
+    return tensorflow_checked_dataset(
+        dataset, num_classes=num_classes, bounds=bounds, input_range=input_range, labels=labels
+    )

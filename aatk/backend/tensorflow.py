@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -78,44 +79,116 @@ def stateful_step(model: keras.Model, step_fn: Callable, data: Any) -> dict:
     return step_fn(data)
 
 
-def check_batch(x, y, *, num_classes: int, bounds: tuple[float, float] | None) -> list:
+def state_kept_on_error(model: keras.Model):
+    """Nothing to do under TensorFlow: its trainer updates the variables in place."""
+    del model
+    return contextlib.nullcontext()
+
+
+def _check_dtypes(x: tf.Tensor, y: tf.Tensor | None) -> None:
+    """Refuses, when the step or pipeline is traced, dtypes no batch of them could be right with."""
+    if x.dtype.is_integer:
+        raise ValueError(
+            f"aatk: inputs of integer dtype {x.dtype.name}; the model takes float inputs: convert to float "
+            "in [0, 1], e.g. x / 255 for 8-bit images"
+        )
+    if y is not None and not (y.dtype.is_integer or y.dtype.is_floating):
+        raise ValueError(f"aatk: labels must be integer class indices, got dtype {y.dtype.name}")
+
+
+def check_batch(
+    x: tf.Tensor,
+    y: tf.Tensor | None,
+    *,
+    num_classes: int,
+    bounds: tuple[float, float] | None,
+    input_range: tuple[float, float] | None = None,
+) -> list:
     """In-graph checks of one batch; a failure stops the computation with the message.
 
     Returns the assertion ops, for use as control dependencies. Under XLA these
     ops compile to nothing, which is why :func:`checked_dataset` runs them in the
     input pipeline as well.
+
+    Args:
+        x: The inputs.
+        y: Their labels, or ``None`` to check the inputs alone.
+        num_classes: Labels must lie in [0, num_classes).
+        bounds: The attack's bounds, or ``None``.
+        input_range: The model's input range, or ``None`` for unbounded inputs.
+
+    Raises:
+        ValueError: At tracing time, on inputs of an integer dtype or labels that are
+            not numbers (the dtype is the same for every batch).
     """
     x = tf.convert_to_tensor(x)
-    y = tf.reshape(tf.convert_to_tensor(y), [-1])
+    y = None if y is None else tf.reshape(tf.convert_to_tensor(y), [-1])
+    _check_dtypes(x, y)
     checks = [tf.debugging.assert_all_finite(tf.cast(x, tf.float32), "aatk: inputs contain NaN or inf")]
-    if bounds is not None:
+    # No apostrophes in these messages: TensorFlow escapes them in the error it raises.
+    for limits, what, advice in (
+        (bounds, "the attack bounds", "nothing is clipped"),
+        (input_range, "the model input_range", "scale images to [0, 1], e.g. x / 255, or compile with input_range=None"),
+    ):
+        if limits is None:
+            continue
         checks += [
             tf.debugging.assert_greater_equal(
-                tf.reduce_min(x), tf.cast(bounds[0], x.dtype),
-                message=f"aatk: inputs below the attack's lower bound {bounds[0]} (nothing is clipped)",
+                tf.reduce_min(x), tf.cast(limits[0], x.dtype),
+                message=f"aatk: inputs below the lower bound {limits[0]} of {what} ({advice})",
             ),
             tf.debugging.assert_less_equal(
-                tf.reduce_max(x), tf.cast(bounds[1], x.dtype),
-                message=f"aatk: inputs above the attack's upper bound {bounds[1]} (nothing is clipped)",
+                tf.reduce_max(x), tf.cast(limits[1], x.dtype),
+                message=f"aatk: inputs above the upper bound {limits[1]} of {what} ({advice})",
             ),
         ]
-    checks += [
-        tf.debugging.assert_non_negative(y, message="aatk: negative label"),
-        tf.debugging.assert_less(
-            y, tf.cast(num_classes, y.dtype), message=f"aatk: label >= num_classes = {num_classes}"
-        ),
-    ]
+    if y is not None:
+        if y.dtype.is_floating:  # integer-valued floats are accepted as labels, fractions are not
+            checks.append(
+                tf.debugging.assert_equal(
+                    y, tf.round(y), message="aatk: labels must be integer class indices, found a fractional or NaN label"
+                )
+            )
+        checks += [
+            tf.debugging.assert_non_negative(y, message="aatk: negative label"),
+            tf.debugging.assert_less(
+                y, tf.cast(num_classes, y.dtype), message=f"aatk: label >= num_classes = {num_classes}"
+            ),
+        ]
     return [c for c in checks if c is not None]
 
 
-def checked_dataset(dataset: tf.data.Dataset, *, num_classes: int, bounds: tuple[float, float] | None) -> tf.data.Dataset:
-    """``dataset`` with :func:`check_batch` run on every (x, y[, sample_weight]) batch it yields."""
+def checked_dataset(
+    dataset: tf.data.Dataset,
+    *,
+    num_classes: int,
+    bounds: tuple[float, float] | None,
+    input_range: tuple[float, float] | None = None,
+    labels: bool = True,
+) -> tf.data.Dataset:
+    """``dataset`` with :func:`check_batch` run on every batch it yields.
+
+    Args:
+        dataset: Batches ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
+        num_classes: As :func:`check_batch`.
+        bounds: As :func:`check_batch`.
+        input_range: As :func:`check_batch`.
+        labels: Whether the labels are checked too (``False`` for predict, which does not read them).
+
+    Returns:
+        The dataset, its batches unchanged but checked; as given if its batches are not of those forms.
+    """
     spec = dataset.element_spec
-    if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+    inputs_spec = spec[0] if isinstance(spec, tuple) and 1 <= len(spec) <= 3 else spec
+    if not isinstance(inputs_spec, tf.TensorSpec):  # several inputs, or a structure this cannot check
         return dataset
 
     def check(*batch):
-        with tf.control_dependencies(check_batch(batch[0], batch[1], num_classes=num_classes, bounds=bounds)):
-            return tuple(tf.identity(part) for part in batch)
+        y = batch[1] if labels and len(batch) >= 2 else None
+        with tf.control_dependencies(
+            check_batch(batch[0], y, num_classes=num_classes, bounds=bounds, input_range=input_range)
+        ):
+            checked = tuple(tf.identity(part) for part in batch)
+        return checked if isinstance(spec, tuple) else checked[0]
 
     return dataset.map(check)

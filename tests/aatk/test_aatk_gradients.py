@@ -180,7 +180,8 @@ def test_training_step_moves_batchnorm_but_attack_inputs_stay_deterministic(vect
     x = x * 3.0 - 1.0
     model = _bn_dropout_model()
     attack = PGD(norm="linf", eps=0.3, step_size=0.2, steps=2, bounds=None)
-    model.compile(optimizer=keras.optimizers.SGD(0.0), method="aat++", attack=attack)
+    # Inputs in [-1, 2]: unbounded for the attack and for the model.
+    model.compile(optimizer=keras.optimizers.SGD(0.0), method="aat++", attack=attack, input_range=None)
     expected = {way: np.asarray(attack(model, x, y, way=way)) for way in aatk.WAYS}
     stand_alone = model._adversarial_examples(x, y)
     for way in stand_alone:

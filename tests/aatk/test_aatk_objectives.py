@@ -269,7 +269,8 @@ def test_train_step_reports_hand_values(hand, method, eps):
     weights, x, y = hand
     model = hand_model(**weights)
     attack = PGD(norm="linf", eps=eps, step_size=0.3, steps=2, bounds=None)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), method=method, attack=attack)
+    # The hand data are Gaussian, not images: unbounded for the attack and for the model.
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), method=method, attack=attack, input_range=None)
     before = [w.copy() for w in model.get_weights()]
     history = model.fit(x, y, epochs=1, batch_size=len(x), verbose=0).history
     for a, b in zip(before, model.get_weights()):
@@ -293,7 +294,10 @@ def test_train_step_gradient_is_the_gradient_of_the_hand_loss(hand):
     weights, x, y = hand
     lr = 1e-2
     model = hand_model(**weights)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), method="aat++", attack=PGD(eps=0.0, step_size=0.1, steps=1, bounds=None))
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=lr), method="aat++", attack=PGD(eps=0.0, step_size=0.1, steps=1, bounds=None),
+        input_range=None,  # Gaussian hand data
+    )
     model.fit(x, y, epochs=1, batch_size=len(x), verbose=0, shuffle=False)
     new = {
         "w_r": model.encoder_r.layers[0].get_weights()[0],

@@ -164,7 +164,11 @@ def test_bad_data(small_model, data):
         accuracy_vs_eps(small_model, x, y[:-1], **kwargs)
     with pytest.raises(ValueError, match="per-example shape"):
         accuracy_vs_eps(small_model, x[:, :2], y, **kwargs)
-    with pytest.raises(ValueError, match="bounds"):
+    with pytest.raises(ValueError, match=r"outside the model's input_range \(0\.0, 1\.0\)"):
         accuracy_vs_eps(small_model, x + 2.0, y, **kwargs)
+    unbounded = tiny_model(input_dim=4, width=4, num_classes=3)
+    unbounded.compile(method="st", input_range=None)  # the probe attack's own bounds still apply
+    with pytest.raises(ValueError, match="attack's bounds are"):
+        accuracy_vs_eps(unbounded, x + 2.0, y, **kwargs)
     with pytest.raises(ValueError, match="non-empty"):
         accuracy_vs_eps(small_model, x[:0], y[:0], **kwargs)

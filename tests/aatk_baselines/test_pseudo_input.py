@@ -82,8 +82,12 @@ def test_non_robust_dataset_rejects_bad_arguments():
         non_robust_dataset(model, x, y, attack=attack, way="both")
     with pytest.raises(ValueError, match="standard_model must be an aatk.ThreeWayModel"):
         non_robust_dataset(keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)]), x, y, attack=attack)
-    with pytest.raises(ValueError, match="bounds"):
+    with pytest.raises(ValueError, match=r"outside the model's input_range \(0\.0, 1\.0\)"):
         non_robust_dataset(model, x + 1.0, y, attack=attack)
+    unbounded = tiny_model()
+    unbounded.compile(method="st", input_range=None)  # the attack's own bounds still apply
+    with pytest.raises(ValueError, match="attack's bounds are"):
+        non_robust_dataset(unbounded, x + 1.0, y, attack=attack)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
         non_robust_dataset(model, x, y + 3, attack=attack)
     with pytest.raises(ValueError, match="5 labels for 6 inputs"):
@@ -129,8 +133,12 @@ def test_robust_dataset_rejects_bad_arguments():
         robust_dataset(object(), x, y, steps=1)
     with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         robust_dataset(model, x, y, steps=0)
-    with pytest.raises(ValueError, match="outside bounds"):
+    with pytest.raises(ValueError, match=r"outside the model's input_range \(0\.0, 1\.0\)"):
         robust_dataset(model, x * 2.0, y, steps=1)
+    unbounded = tiny_model()
+    unbounded.compile(method="st", input_range=None)  # the inversion's own bounds still apply
+    with pytest.raises(ValueError, match="outside bounds"):
+        robust_dataset(unbounded, x * 2.0, y, steps=1)
     with pytest.raises(ValueError, match="labels must lie"):
         robust_dataset(model, x, y - 1, steps=1)
 

@@ -370,7 +370,7 @@ MNIST_FILE_ERRORS = {
     "extra data": (
         dict(label_payload=idx_bytes(0x801, (5,), bytes(6))),
         "labels",
-        r"expected 13 bytes after decompression \(a 8-byte header and 5 labels\), found 14 \(extra data at the end\)",
+        r"expected 13 bytes after decompression \(a 8-byte header and 5 labels\), found more than 13 \(extra data at the end\)",
     ),
     "wrong image magic": (
         dict(image_payload=idx_bytes(0x801, (5,), bytes(5))),
@@ -419,6 +419,53 @@ def test_gzip_corruption_never_passes_silently(tmp_path):
         path.write_bytes(good[:start] + bytes(b ^ 0x5A for b in good[start : start + 8]) + good[start + 8 :])
         with pytest.raises(DatasetError):
             datasets.read_mnist(tmp_path, "test", num_examples=5)
+
+
+def _gzip_bomb(payload: bytes, *, inflated_mib: int) -> bytes:
+    """``payload`` gzipped, followed by ``inflated_mib`` MiB of zeros in ~1 KB of gzip members.
+
+    A gzip file may hold several members, read one after the other; one member of 1 MiB
+    of zeros compresses to about a kilobyte, so repeating it costs nothing to write.
+    """
+    zeros = gzip.compress(bytes(1 << 20), compresslevel=9, mtime=0)
+    return gzip.compress(payload, mtime=0) + zeros * inflated_mib
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path):
+    """A 256 KB file that inflates to 256 MB: reading stops one byte after the header's promise."""
+    import tracemalloc
+
+    images, labels = _tiny_mnist()
+    write_mnist(tmp_path, "test", images, labels)
+    label_file = tmp_path / MNIST_FILES["test"][1]
+    label_file.write_bytes(_gzip_bomb(idx_bytes(0x801, labels.shape, labels.tobytes()), inflated_mib=256))
+    assert label_file.stat().st_size < 400_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            DatasetError,
+            match=re.escape(str(label_file)) + r": expected 13 bytes after decompression \(a 8-byte header and 5 labels\), "
+            r"found more than 13 \(extra data at the end\)",
+        ):
+            datasets.read_mnist(tmp_path, "test", num_examples=5)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, f"{peak / 2**20:.0f} MiB allocated to refuse the file"
+
+
+def test_a_header_announcing_more_than_the_split_holds_is_refused_before_reading_on(tmp_path):
+    images, labels = _tiny_mnist()
+    write_mnist(tmp_path, "test", images, labels)
+    image_file = tmp_path / MNIST_FILES["test"][0]
+    # The header claims 60,000 images (47 MB) where the split has 5; the payload is a bomb too.
+    image_file.write_bytes(_gzip_bomb(idx_bytes(0x803, (60_000, 28, 28), images.tobytes()), inflated_mib=64))
+    with pytest.raises(
+        DatasetError,
+        match=re.escape(str(image_file)) + r": the IDX header announces 60,000 images, more than the 5 expected; "
+        f"not reading further.*{MNIST_HOW}",
+    ):
+        datasets.read_mnist(tmp_path, "test", num_examples=5)
 
 
 def test_mnist_with_the_wrong_official_count(tmp_path):
