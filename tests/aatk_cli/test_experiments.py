@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,12 @@ DATA = next(
     (p for p in (ROOT.parent / "shared" / "data",) if (p / "mnist" / "train-images-idx3-ubyte.gz").exists()), None
 )
 needs_data = pytest.mark.skipif(DATA is None, reason="MNIST files not found in ../shared/data")
+# These drive whole analyses end to end (minutes each); what they compute is tested under both
+# backends in tests/aatk_analysis and tests/aatk_baselines, so they run in the TensorFlow pass only.
+pytestmark = pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+    reason="end-to-end analyses run in the TensorFlow pass; their parts are tested under both backends",
+)
 
 TINY = """
 [experiment]
