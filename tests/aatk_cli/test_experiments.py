@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +13,11 @@ from aatk.ablation import COMBINATIONS, label, parse_combination
 from aatk.cli import main
 from aatk.experiments import class_examples
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = next(
-    (p for p in (ROOT.parent / "shared" / "data",) if (p / "mnist" / "train-images-idx3-ubyte.gz").exists()), None
-)
-needs_data = pytest.mark.skipif(DATA is None, reason="MNIST files not found in ../shared/data")
+from cli_testutils import DATA, needs_data, tensorflow_pass_only
+
 # These drive whole analyses end to end (minutes each); what they compute is tested under both
 # backends in tests/aatk_analysis and tests/aatk_baselines, so they run in the TensorFlow pass only.
-pytestmark = pytest.mark.skipif(
-    os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
-    reason="end-to-end analyses run in the TensorFlow pass; their parts are tested under both backends",
-)
+pytestmark = tensorflow_pass_only("end-to-end analyses run in the TensorFlow pass; their parts are tested under both backends")
 
 TINY = """
 [experiment]

@@ -22,23 +22,10 @@ from aatk import runs
 from aatk.cli import main
 from aatk.configs import ConfigError, load_config
 
-ROOT = Path(__file__).resolve().parents[2]
+from cli_testutils import DATA, ROOT, needs_data, tensorflow_pass_only
 
-
-def _data_dir() -> Path | None:
-    for candidate in (os.environ.get("AATK_DATA_DIR"), ROOT.parent / "shared" / "data"):
-        if candidate and (Path(candidate) / "mnist" / "train-images-idx3-ubyte.gz").exists():
-            return Path(candidate)
-    return None
-
-
-DATA = _data_dir()
-needs_data = pytest.mark.skipif(DATA is None, reason="MNIST files not found (set AATK_DATA_DIR or ../shared/data)")
 # The folder logic is the same under both backends; the slowest end-to-end cases run in one pass.
-tensorflow_pass = pytest.mark.skipif(
-    os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
-    reason="backend-independent run-folder logic, tested end to end in the TensorFlow pass",
-)
+tensorflow_pass = tensorflow_pass_only("backend-independent run-folder logic, tested end to end in the TensorFlow pass")
 
 # Two optimizer steps an epoch, no attack in training: each epoch takes a moment.
 TINY = """

@@ -1,0 +1,27 @@
+"""Shared by the command-line tests: where the MNIST files are, and the one-pass marker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def data_dir() -> Path | None:
+    """The folder holding MNIST's idx files: ``$AATK_DATA_DIR`` or ``../shared/data``, else None."""
+    for candidate in (os.environ.get("AATK_DATA_DIR"), ROOT.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "mnist" / "train-images-idx3-ubyte.gz").exists():
+            return Path(candidate)
+    return None
+
+
+DATA = data_dir()
+needs_data = pytest.mark.skipif(DATA is None, reason="MNIST files not found (set AATK_DATA_DIR or ../shared/data)")
+
+
+def tensorflow_pass_only(why: str) -> pytest.MarkDecorator:
+    """Runs a test in the TensorFlow pass of ``make test`` only; ``why`` says why one pass is enough."""
+    return pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow", reason=why)
