@@ -25,10 +25,11 @@ test: test-tensorflow test-jax
 test-tensorflow: $(STAMP)
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest
 
-# The docs build executes every tutorial (a quarter of an hour on 2 cores): once, under
-# TensorFlow, is enough; the JAX pass runs the backend tutorial as a script instead.
+# The JAX pass runs what depends on Keras's backend: not the docs build (it executes every
+# tutorial; the backend tutorial runs as a script instead) and not the tests marked
+# backend_independent (theory/, data loading, run-folder and configuration logic).
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "not docs"
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "not docs and not backend_independent"
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict

@@ -1,4 +1,4 @@
-"""``python -m aatk``: the command line of :mod:`aatk.cli`."""
+"""``python -m aatk``: the command line of [`aatk.cli`][aatk.cli]."""
 
 import sys
 

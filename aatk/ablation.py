@@ -1,12 +1,12 @@
 """The ablation of Fig. 2b: the three-way model trained with every combination of the four terms.
 
 AAT++'s objective (Eq. 11) is the sum of four terms — L_ST (Eq. 6), L_AS (Eq. 7),
-L_AR (Eq. 9) and L_AN (Eq. 10). :func:`run_ablation` trains one run per
+L_AR (Eq. 9) and L_AN (Eq. 10). [`run_ablation`][aatk.ablation.run_ablation] trains one run per
 combination of them from one base configuration (same data, backbone, optimiser,
 schedule and training attack; only the method changes), evaluates each run under
 one test attack, and gathers the figures into a table and a grouped bar chart.
 
-Every combination is an ordinary resumable run folder (:mod:`aatk.training`), so an
+Every combination is an ordinary resumable run folder ([`aatk.training`][aatk.training]), so an
 interrupted ablation started again with the same command carries on where it
 stopped and does not retrain or re-evaluate what is finished.
 
@@ -24,6 +24,7 @@ from pathlib import Path
 from aatk import datasets
 from aatk.configs import Config
 from aatk.objectives import TERMS
+from aatk.progress import Progress, as_progress
 
 __all__ = ["COMBINATIONS", "label", "parse_combination", "run_ablation", "ablation_table"]
 
@@ -38,7 +39,7 @@ _FIGURES = ("S", "R", "N", "R_adv", "N_adv", "DIA")
 def label(terms: Sequence[str]) -> str:
     """The display name of a combination, e.g. ``("st", "as") → "ST+AS"``.
 
-    Example:
+    Examples:
         >>> label(("st", "as", "ar", "an"))
         'ST+AS+AR+AN'
     """
@@ -51,7 +52,7 @@ def parse_combination(text: str) -> tuple[str, ...]:
     Raises:
         ValueError: On an empty combination, an unknown or a repeated term.
 
-    Example:
+    Examples:
         >>> parse_combination("AS+st")
         ('st', 'as')
     """
@@ -88,6 +89,7 @@ def run_ablation(
     eval_subset: int | None = None,
     data_dir: str | None = None,
     verbose: int | str = "auto",
+    progress: bool | Progress = False,
 ) -> dict[str, dict[str, float]]:
     """Trains and evaluates the three-way model for each combination of loss terms.
 
@@ -102,11 +104,13 @@ def run_ablation(
     Args:
         config: The base configuration (its method is ignored).
         out: Folder of the ablation (created if needed).
-        combinations: The combinations to run (default: all 15, :data:`COMBINATIONS`).
+        combinations: The combinations to run (default: all 15, [`COMBINATIONS`][aatk.ablation.COMBINATIONS]).
         attack: The test attack's name (default: the configuration's first one).
         eval_subset: Evaluate on the first N test examples (default: all).
         data_dir: Folder of the original dataset files.
-        verbose: Keras progress-bar verbosity.
+        verbose: Keras progress-bar verbosity while training.
+        progress: Say on standard error which combination is trained or evaluated, with a bar
+            during each evaluation (``True``, ``False`` or a ``aatk.progress.Progress``).
 
     Returns:
         label → the evaluation figures (fractions; DIA a difference of fractions).
@@ -131,15 +135,20 @@ def run_ablation(
     expected_samples = test_size if eval_subset is None else min(eval_subset, test_size)
     out.mkdir(parents=True, exist_ok=True)
     results, samples = {}, 0
-    for terms in chosen:
+    progress = as_progress(progress)
+    for index, terms in enumerate(chosen):
         name = label(terms)
         run = out / name
         run_config = dataclasses.replace(config, method=tuple(terms), name=f"{config.name}_{name}")
+        progress.note(f"ablation [{index + 1}/{len(chosen)}] {name}: training ({config.epochs} epochs; resumed if started)")
         train(run_config, out=run, data_dir=data_dir, verbose=verbose)
         evaluation = run / f"eval-{attack}.json"
         record = json.loads(evaluation.read_text()) if evaluation.exists() else None
         if record is None or record["samples"] != expected_samples or record.get("epochs") != config.epochs:
-            record = evaluate_run(run, data_dir=data_dir, subset=eval_subset, attacks=[attack], adaptive=False)[attack]
+            record = evaluate_run(run, data_dir=data_dir, subset=eval_subset, attacks=[attack], adaptive=False,
+                                  progress=progress.within(f"ablation [{index + 1}/{len(chosen)}]"))[attack]
+        else:
+            progress.note(f"ablation [{index + 1}/{len(chosen)}] {name}: already evaluated under {attack}")
         results[name] = {key: record["figures"][key] for key in _FIGURES}
         samples = record["samples"]
     summary = {"attack": attack, "samples": samples, "base_config": config.as_dict(), "results": results}

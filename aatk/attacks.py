@@ -3,7 +3,7 @@
 One loop, three per-norm hooks — random start, step normalisation, projection
 onto the ε-ball — in the shape of Foolbox 3's gradient-descent attacks. The loop
 maximises a per-example loss; the input gradient is the only backend-specific
-operation and comes from :mod:`aatk.backend`, which watches the input alone, so
+operation and comes from [`aatk.backend`][aatk.backend], which watches the input alone, so
 no gradient of an attack can reach the model's weights.
 
 Paper: Eq. 2 (the adversarial example), Table 4a (the configurations), Madry et al. (2018).
@@ -40,7 +40,7 @@ class LinfBall:
 
     @staticmethod
     def random_start(shape, eps: float, seed) -> object:
-        """A point uniform in the cube [−ε, ε]^D."""
+        """A point uniform in the cube [−ε, ε]ᴰ."""
         return keras.random.uniform(shape, minval=-eps, maxval=eps, seed=seed)
 
     @staticmethod
@@ -63,8 +63,8 @@ class L2Ball:
     def random_start(shape, eps: float, seed) -> object:
         """A point uniform in the volume of the ℓ2 ball (not on its sphere).
 
-        A Gaussian direction is uniform on the sphere; the radius ε·U^{1/D} with
-        U uniform on [0, 1] makes the density uniform in the D-dimensional volume.
+        A Gaussian direction is uniform on the sphere; the radius ε·U^(1/D) (the D-th
+        root of U) with U uniform on [0, 1] makes the density uniform in the D-dimensional volume.
         """
         direction = keras.random.normal(shape, seed=seed)
         direction = direction / ops.maximum(_per_example_norm(direction), _TINY)
@@ -116,13 +116,13 @@ class PGD:
         random_start: Start from a uniform point of the ball instead of x.
         bounds: ``(low, high)`` of valid inputs (default images in [0, 1]), or
             ``None`` for unbounded inputs. Inputs outside the bounds are rejected
-            by :meth:`check_inputs`, never silently clipped.
+            by [`check_inputs`][aatk.attacks.PGD.check_inputs], never silently clipped.
         seed: Seed of the random start.
 
     Raises:
         ValueError: On an unknown norm, ε < 0, step_size ≤ 0, steps < 1 or bad bounds.
 
-    Example:
+    Examples:
         >>> attack = PGD(norm="linf", eps=0.3, step_size=0.01, steps=5)
         >>> attack.eps, attack.steps
         (0.3, 5)
@@ -270,7 +270,7 @@ class PGD:
                 )
 
     def __call__(self, model: keras.Model, x: Tensor, y: Tensor, *, way: str = "standard") -> Tensor:
-        """Attacks one way of a :class:`~aatk.ThreeWayModel` (or any Keras classifier).
+        """Attacks one way of a [`ThreeWayModel`][aatk.model.ThreeWayModel] (or any Keras classifier).
 
         The model runs in inference mode (dropout off, BatchNorm statistics untouched).
 
@@ -331,7 +331,7 @@ class PGD:
 
     @classmethod
     def from_config(cls, config: dict) -> PGD:
-        """Rebuilds a PGD from :meth:`get_config`."""
+        """Rebuilds a PGD from [`get_config`][aatk.attacks.PGD.get_config]."""
         config = dict(config)
         if config.get("bounds") is not None:
             config["bounds"] = tuple(config["bounds"])

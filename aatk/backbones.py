@@ -1,13 +1,15 @@
 """The paper's backbones as headless Keras encoders (inputs in [0, 1] → vectors).
 
 Section 3.1 builds the three-way model from canonical CNNs with their output
-layer removed; each beheaded network is one encoder of :class:`aatk.ThreeWayModel`.
+layer removed; each beheaded network is one encoder of [`aatk.ThreeWayModel`][aatk.model.ThreeWayModel].
 The architectures (and the hyper-parameters of Table 5) come from the YOPO
 repository, which took them from TRADES and kuangliu/pytorch-cifar:
 
-* :func:`small_cnn` — MNIST, the small CNN of TRADES/YOPO → 200-vector;
-* :func:`preact_resnet18` — CIFAR-10, PreAct-ResNet18 (He et al., 2016) → 512-vector;
-* :func:`wide_resnet34_10` — CIFAR-10, WRN-34-10 (Madry et al.; TRADES) → 640-vector.
+* [`small_cnn`][aatk.backbones.small_cnn] — MNIST, the small CNN of TRADES/YOPO → 200-vector;
+* [`preact_resnet18`][aatk.backbones.preact_resnet18] — CIFAR-10,
+  PreAct-ResNet18 (He et al., 2016) → 512-vector;
+* [`wide_resnet34_10`][aatk.backbones.wide_resnet34_10] — CIFAR-10, WRN-34-10
+  (Madry et al.; TRADES) → 640-vector.
 
 Attacks work in [0, 1] pixel space, so the CIFAR encoders start with a fixed,
 non-trainable per-channel normalization (x − mean) / std. Every encoder is a
@@ -114,12 +116,12 @@ def small_cnn(
         input_shape: Shape of one image (height, width, channels); at least 16×16.
         init: ``"keras"`` (Glorot-uniform kernels, zero biases) or ``"pytorch"``, YOPO's
             initialisation of this network: convolutions N(0, 2/fan_in) with zero bias,
-            dense layers PyTorch's U(±1/√fan_in) (:mod:`aatk.initializers`).
+            dense layers PyTorch's U(±1/√fan_in) ([`aatk.initializers`][aatk.initializers]).
         name: Name of the model.
 
     Returns:
         A functional ``keras.Model`` from images to vectors of shape (batch, 200);
-        with a ``Dense(10)`` on top (:func:`classifier`) it has the 312,202 trainable
+        with a ``Dense(10)`` on top ([`classifier`][aatk.backbones.classifier]) it has the 312,202 trainable
         parameters of TRADES' SmallCNN.
 
     Raises:
@@ -127,7 +129,7 @@ def small_cnn(
             integers, or is smaller than 16×16 (the last pooling would be empty), or
             ``init`` is unknown.
 
-    Example:
+    Examples:
         >>> encoder = small_cnn()
         >>> tuple(encoder(np.zeros((2, 28, 28, 1), "float32")).shape)
         (2, 200)
@@ -251,14 +253,14 @@ def preact_resnet18(
 
     Returns:
         A functional ``keras.Model`` from images to vectors of shape (batch, 512);
-        with a ``Dense(10)`` on top (:func:`classifier`) it has the 11,171,146
+        with a ``Dense(10)`` on top ([`classifier`][aatk.backbones.classifier]) it has the 11,171,146
         trainable parameters of kuangliu's PreActResNet18.
 
     Raises:
         ValueError: On a malformed ``input_shape``, or a ``mean``/``std`` that is
             given alone, has not one value per channel, or has a ``std`` ≤ 0.
 
-    Example:
+    Examples:
         >>> encoder = preact_resnet18()
         >>> tuple(encoder(np.zeros((2, 32, 32, 3), "float32")).shape)
         (2, 512)
@@ -309,14 +311,14 @@ def wide_resnet34_10(
 
     Returns:
         A functional ``keras.Model`` from images to vectors of shape (batch, 640);
-        with a ``Dense(10)`` on top (:func:`classifier`) it has the 46,160,474
+        with a ``Dense(10)`` on top ([`classifier`][aatk.backbones.classifier]) it has the 46,160,474
         trainable parameters of TRADES' ``WideResNet(depth=34, widen_factor=10)``.
 
     Raises:
         ValueError: On a malformed ``input_shape``, or a ``mean``/``std`` that is
             given alone, has not one value per channel, or has a ``std`` ≤ 0.
 
-    Example:
+    Examples:
         >>> encoder = wide_resnet34_10()
         >>> tuple(encoder(np.zeros((1, 32, 32, 3), "float32")).shape)
         (1, 640)
@@ -354,7 +356,7 @@ def classifier(encoder: keras.Model, num_classes: int, *, name: str | None = Non
     as an encoder"); Tables 1–3, rows "1-way".
 
     Args:
-        encoder: A Keras model with a declared input (e.g. from :func:`get`) that
+        encoder: A Keras model with a declared input (e.g. from [`get`][aatk.backbones.get]) that
             outputs vectors of shape (batch, H).
         num_classes: Number of classes C ≥ 2.
         name: Name of the model; defaults to ``"<encoder name>_classifier"``.
@@ -366,7 +368,7 @@ def classifier(encoder: keras.Model, num_classes: int, *, name: str | None = Non
         ValueError: If ``encoder`` is not a Keras model with one declared input and
             vector outputs, or if ``num_classes`` is not an integer ≥ 2.
 
-    Example:
+    Examples:
         >>> model = classifier(small_cnn(), 10)
         >>> sum(int(np.prod(v.shape)) for v in model.trainable_weights)
         312202
@@ -403,7 +405,7 @@ def get(name: str, /, **kwargs: Any) -> keras.Model:
     Raises:
         ValueError: If ``name`` is not one of the names above.
 
-    Example:
+    Examples:
         >>> encoder = get("small_cnn", name="g_r")
         >>> encoder.name, encoder.output_shape
         ('g_r', (None, 200))

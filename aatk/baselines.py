@@ -1,18 +1,20 @@
 """The baselines of Section 3.1 beyond the one-way methods: ST+AT and PI (pseudo-input).
 
-* **One-way ST & AT** are methods of :class:`~aatk.ThreeWayModel` itself
+* **One-way ST & AT** are methods of [`ThreeWayModel`][aatk.model.ThreeWayModel] itself
   (``compile(method="1way-st")``, ``"1way-at"``, ``"1way-at-half"``; see
-  :data:`aatk.objectives.BASELINES`).
-* **ST+AT** — :class:`CombinedOneWay` puts a one-way ST model and a one-way AT model
-  side by side and evaluates them like one three-way model: the robust way is the
+  [`aatk.objectives.BASELINES`][aatk.objectives.BASELINES]).
+* **ST+AT** — [`CombinedOneWay`][aatk.baselines.CombinedOneWay] puts a one-way ST model and a
+  one-way AT model side by side and evaluates them like one three-way model: the robust way is the
   AT model's robust way, the non-robust way the ST model's non-robust way.
 * **PI (pseudo-input)** — Ilyas et al. (2019), "Adversarial examples are not bugs,
   they are features", Sec. 3.1 there, published a robust and non-robust versions of
   CIFAR-10; the paper trains the robust way on the robust dataset and the non-robust
   way on the non-robust datasets. The files cannot be downloaded here, so
-  :func:`robust_dataset` and :func:`non_robust_dataset` rebuild them the way Ilyas
-  et al. did, from a robust (one-way AT) and a standard (one-way ST) model, and
-  :class:`PseudoInputModel` trains a three-way model on them.
+  [`robust_dataset`][aatk.baselines.robust_dataset] and
+  [`non_robust_dataset`][aatk.baselines.non_robust_dataset] rebuild them the way
+  Ilyas et al. did, from a robust (one-way AT) and a standard (one-way ST) model,
+  and [`PseudoInputModel`][aatk.baselines.PseudoInputModel] trains a three-way model
+  on them.
 
 Paper: Section 3.1 ("One-way ST & AT", "ST+AT", "PI (Pseudo-Input)"), Tables 1–3, Table 4b.
 """
@@ -44,7 +46,7 @@ __all__ = [
 ]
 
 PI_TERMS = ("pi_s", "pi_r", "pi_n")
-"""The three terms of :class:`PseudoInputModel`'s loss: standard way on natural images,
+"""The three terms of [`PseudoInputModel`][aatk.baselines.PseudoInputModel]'s loss: standard way on natural images,
 robust way on the robust dataset, non-robust way on the non-robust dataset."""
 
 _PI_PARTS = ("x_natural", "x_robust", "x_non_robust")
@@ -77,7 +79,7 @@ class CombinedOneWay(keras.Model):
     * non-robust way h_n(x) = the ST model's non-robust way
     * standard way   h_s(x) = log(½ (softmax(h_r(x)) + softmax(h_n(x)))) — **our choice**:
       the paper reports no S for ST+AT (Tables 1–3 leave it blank), but the
-      standard-way attack and the detection figures of :func:`aatk.evaluate`
+      standard-way attack and the detection figures of [`aatk.evaluate`][aatk.evaluation.evaluate]
       (Appendix C, Table 4b) need one. We take the ensemble of the two classifiers:
       its logits are the log of their averaged probabilities, so its softmax is
       that average and its argmax the ensemble's prediction.
@@ -98,7 +100,7 @@ class CombinedOneWay(keras.Model):
             class counts or input shapes differ, or they were compiled for the wrong
             baseline (an ST model compiled with a one-way AT method or vice versa).
 
-    Example:
+    Examples:
         >>> from aatk import ThreeWayModel
         >>> enc = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu")])
         >>> st, at = ThreeWayModel(enc(), enc(), num_classes=3), ThreeWayModel(enc(), enc(), num_classes=3)
@@ -155,7 +157,7 @@ class CombinedOneWay(keras.Model):
 
         Args:
             x: A batch of inputs.
-            ways: Which of :data:`~aatk.WAYS` to compute.
+            ways: Which of [`WAYS`][aatk.model.WAYS] to compute.
             training: Training mode passed to both models.
 
         Returns:
@@ -187,10 +189,12 @@ class CombinedOneWay(keras.Model):
         return self.at_model.encoder_r(x, training=training), self.st_model.encoder_n(x, training=training)
 
     def validate_inputs(self, x: Tensor, y: Tensor | None = None, *, name: str = "x") -> None:
-        """Checks inputs (and labels) against both models; see :meth:`ThreeWayModel.validate_inputs`.
+        """Checks inputs (and labels) against both models; see [`ThreeWayModel.validate_inputs`][aatk.model.ThreeWayModel.validate_inputs].
 
         Raises:
-            ValueError: As :meth:`ThreeWayModel.validate_inputs` of either model.
+            ValueError: As
+                [`ThreeWayModel.validate_inputs`][aatk.model.ThreeWayModel.validate_inputs]
+                of either model.
         """
         self.at_model.validate_inputs(x, y, name=name)
         self.st_model.validate_inputs(x, y, name=name)
@@ -244,7 +248,7 @@ def random_derangement(n: int, *, seed: int = 0) -> np.ndarray:
     Raises:
         ValueError: If n < 2 (no derangement exists).
 
-    Example:
+    Examples:
         >>> p = random_derangement(5, seed=0)
         >>> sorted(p.tolist()), bool(np.all(p != np.arange(5)))
         ([0, 1, 2, 3, 4], True)
@@ -275,7 +279,7 @@ def robust_dataset(
     For each training image x_i (the target), start from a *different* training
     image x_p(i), p a random derangement from ``seed``, and move it until its robust
     representation matches x_i's: minimise ‖g_r(x) − g_r(x_i)‖₂ by ℓ2-normalised
-    gradient descent (:func:`~aatk.analysis.inversion.invert_representation`). The
+    gradient descent ([`invert_representation`][aatk.analysis.inversion.invert_representation]). The
     result keeps the label y_i: what the robust model sees of x_i, on another image.
     Use the robust way of a one-way AT model (``method="1way-at"``). Ilyas et al. use
     1000 steps of size 0.1 on CIFAR-10 from a robust (ℓ2, ε = 0.5) ResNet-50.
@@ -298,9 +302,9 @@ def robust_dataset(
 
     Raises:
         ValueError: On a model without ways, fewer than two images, bad labels, or as
-            :func:`~aatk.analysis.inversion.invert_representation`.
+            [`invert_representation`][aatk.analysis.inversion.invert_representation].
 
-    Example:
+    Examples:
         >>> from aatk import ThreeWayModel
         >>> enc = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu")])
         >>> model = ThreeWayModel(enc(), enc(), num_classes=3)
@@ -369,7 +373,7 @@ def non_robust_dataset(
         ValueError: On a model without ways, an attack that is not a PGD, unknown
             ``targets`` or ``way``, inputs outside the bounds or non-finite, or bad labels.
 
-    Example:
+    Examples:
         >>> from aatk import ThreeWayModel
         >>> enc = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu")])
         >>> model = ThreeWayModel(enc(), enc(), num_classes=3)
@@ -423,8 +427,9 @@ class PseudoInputModel(ThreeWayModel):
     """The PI baseline: a three-way model whose ways learn from different pseudo-input datasets.
 
     Each training batch holds three aligned parts — natural images, the robust
-    dataset (:func:`robust_dataset`) and a non-robust dataset (:func:`non_robust_dataset`)
-    — and one weight gradient is taken of
+    dataset ([`robust_dataset`][aatk.baselines.robust_dataset]) and a non-robust
+    dataset ([`non_robust_dataset`][aatk.baselines.non_robust_dataset]) — and
+    one weight gradient is taken of
 
         L_PI = mean l(h_s(x_nat), y_nat) + mean l(h_r(x_rob), y_rob) + mean l(h_n(x_non), y_non).
 
@@ -433,22 +438,22 @@ class PseudoInputModel(ThreeWayModel):
     standard way; **our choice** is the natural images, like the first term of L_ST
     (Eq. 6). Evaluation is that of a ThreeWayModel: ``validation_data`` and
     ``keras.Model.evaluate`` take natural (x, y) and report L_ST and the clean
-    accuracy of each way, and :func:`aatk.evaluate` accepts it. With BatchNorm
+    accuracy of each way, and [`aatk.evaluate`][aatk.evaluation.evaluate] accepts it. With BatchNorm
     encoders the moving statistics see natural and pseudo inputs alike.
 
     Paper: Section 3.1 ("PI (Pseudo-Input)"), Tables 1, 2, 4b, 6, 7.
 
     Args:
-        encoder_r: As :class:`~aatk.ThreeWayModel`.
-        encoder_n: As :class:`~aatk.ThreeWayModel`.
-        num_classes: As :class:`~aatk.ThreeWayModel`.
-        hidden: As :class:`~aatk.ThreeWayModel`.
+        encoder_r: As [`ThreeWayModel`][aatk.model.ThreeWayModel].
+        encoder_n: As [`ThreeWayModel`][aatk.model.ThreeWayModel].
+        num_classes: As [`ThreeWayModel`][aatk.model.ThreeWayModel].
+        hidden: As [`ThreeWayModel`][aatk.model.ThreeWayModel].
         **kwargs: Passed to ``keras.Model``.
 
     Raises:
-        ValueError: As :class:`~aatk.ThreeWayModel`.
+        ValueError: As [`ThreeWayModel`][aatk.model.ThreeWayModel].
 
-    Example:
+    Examples:
         >>> enc = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu")])
         >>> model = PseudoInputModel(enc(), enc(), num_classes=3)
         >>> model.compile(optimizer="adam")
@@ -491,7 +496,8 @@ class PseudoInputModel(ThreeWayModel):
             optimizer: Any Keras optimizer.
             input_range: The ``(low, high)`` range the natural images (training and
                 validation) must lie in, or ``None`` for unbounded inputs; as
-                :meth:`ThreeWayModel.compile`. The pseudo inputs need not lie in it.
+                [`ThreeWayModel.compile`][aatk.model.ThreeWayModel.compile]. The
+                pseudo inputs need not lie in it.
             **kwargs: Passed to ``keras.Model.compile`` (``steps_per_execution``,
                 ``run_eagerly``, ``jit_compile``...).
 
@@ -594,7 +600,8 @@ class PseudoInputModel(ThreeWayModel):
 
         Raises:
             ValueError: If x or y is not a triple, the parts differ in length or
-                per-example shape, or a part fails :meth:`validate_inputs` (shape,
+                per-example shape, or a part fails
+                [`validate_inputs`][aatk.model.ThreeWayModel.validate_inputs] (shape,
                 non-finite values, labels).
         """
         x, y = self._parts(x, y)
@@ -616,12 +623,15 @@ class PseudoInputModel(ThreeWayModel):
     def fit(self, x=None, y=None, *args, **kwargs):
         """``keras.Model.fit`` on ``x=(x_natural, x_robust, x_non_robust)``, ``y=(y_natural, y_robust, y_non_robust)``.
 
-        Arrays are checked whole before training (:meth:`validate_pseudo_inputs`); a
-        ``tf.data.Dataset`` of such batches is checked by its first batch, and every
-        batch again in the train step. ``validation_data`` is natural ``(x, y)``.
+        Arrays are checked whole before training
+        ([`validate_pseudo_inputs`][aatk.baselines.PseudoInputModel.validate_pseudo_inputs]);
+        a ``tf.data.Dataset`` of such batches is checked by its first batch, and
+        every batch again in the train step. ``validation_data`` is natural
+        ``(x, y)``.
 
         Raises:
-            ValueError: If not compiled, on bad data (see :meth:`validate_pseudo_inputs`),
+            ValueError: If not compiled, on bad data (see
+                [`validate_pseudo_inputs`][aatk.baselines.PseudoInputModel.validate_pseudo_inputs]),
                 on ``validation_split`` or on validation data that is not natural (x, y).
         """
         if not self.compiled:

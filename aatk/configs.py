@@ -6,8 +6,8 @@ schedule of Table 5 and the attacks of Table 4a. Files may extend a base file
 Every key is checked: an unknown key or a value of the wrong type or range is
 an error naming the key.
 
-Attacks are given by preset name (:data:`ATTACK_PRESETS`) or as an inline table
-with the arguments of :class:`aatk.PGD`. The two readings of the paper's MNIST
+Attacks are given by preset name ([`ATTACK_PRESETS`][aatk.configs.ATTACK_PRESETS]) or as an inline table
+with the arguments of [`aatk.PGD`][aatk.attacks.PGD]. The two readings of the paper's MNIST
 attack are both presets; see their descriptions.
 """
 
@@ -65,7 +65,7 @@ ATTACK_PRESETS: dict[str, dict[str, Any]] = {
     "cifar10-linf-test": {"norm": "linf", "eps": 8 / 255, "step_size": 2 / 255, "steps": 20, "random_start": True},
     "cifar10-l2-test": {"norm": "l2", "eps": 0.3, "step_size": 0.1, "steps": 20, "random_start": True},
 }
-"""Named attacks; each is the keyword arguments of :class:`aatk.PGD`."""
+"""Named attacks; each is the keyword arguments of [`aatk.PGD`][aatk.attacks.PGD]."""
 
 
 _DATASETS = ("mnist", "cifar10")
@@ -430,7 +430,7 @@ def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None) ->
 
 def read_config_data(path: str | Path) -> dict:
     """The merged (``extends``) but unvalidated content of a TOML configuration, read once,
-    e.g. to derive several configurations from it with :func:`with_overrides`.
+    e.g. to derive several configurations from it with [`with_overrides`][aatk.configs.with_overrides].
 
     Raises:
         ConfigError: On a missing file, invalid TOML or a broken ``extends``.
@@ -439,7 +439,7 @@ def read_config_data(path: str | Path) -> dict:
 
 
 def with_overrides(data: dict, overrides: dict[str, Any] | None = None, *, source: str = "<dict>") -> Config:
-    """Validates ``data`` (as read by :func:`read_config_data`) with dotted keys overridden.
+    """Validates ``data`` (as read by [`read_config_data`][aatk.configs.read_config_data]) with dotted keys overridden.
 
     Raises:
         ConfigError: On an unknown key or an invalid value.

@@ -1,8 +1,8 @@
 """MNIST and CIFAR-10 as ``tf.data`` pipelines, from local files or tensorflow-datasets.
 
-The paper trains on MNIST and CIFAR-10 (Section 3, Appendix B). :func:`load` gives
+The paper trains on MNIST and CIFAR-10 (Section 3, Appendix B). [`load`][aatk.datasets.load] gives
 batches of ``(image, label)`` — float32 images in [0, 1], NHWC, and int32 labels —
-ready for ``ThreeWayModel.fit``; :func:`load_arrays` gives the same data as numpy
+ready for ``ThreeWayModel.fit``; [`load_arrays`][aatk.datasets.load_arrays] gives the same data as numpy
 arrays.
 
 Where the data comes from:
@@ -10,9 +10,14 @@ Where the data comes from:
 1. ``data_dir=...`` if given, else
 2. the folder named by the environment variable ``AATK_DATA_DIR`` if it is set and
    not empty: the *original distribution files* are read from there
-   (:func:`read_mnist`, :func:`read_cifar10`);
+   ([`read_mnist`][aatk.datasets.read_mnist], [`read_cifar10`][aatk.datasets.read_cifar10]);
 3. otherwise tensorflow-datasets (``tfds.load(name, split=split, as_supervised=True)``),
    which downloads and prepares the data on first use on a machine with network.
+
+Without TensorFlow (an environment with Keras's JAX backend alone),
+[`load_arrays`][aatk.datasets.load_arrays] still reads the local files with NumPy, and
+[`pad_crop_flip_numpy`][aatk.datasets.pad_crop_flip_numpy] augments them; ``load`` (a ``tf.data``
+pipeline) and tensorflow-datasets need TensorFlow and say so.
 
 Local layouts accepted (``root`` is ``data_dir`` or ``AATK_DATA_DIR``)::
 
@@ -28,8 +33,9 @@ arbitrary code, so nothing here ever unpickles anything.
 
 Every file is checked thoroughly (gzip stream complete, magic numbers,
 dimensions, exact sizes, example counts, labels in 0..9); a missing file raises
-:class:`DatasetNotFoundError` and a truncated or corrupt one :class:`DatasetError`,
-with a message that names the file, says what was expected and how to get the data.
+[`DatasetNotFoundError`][aatk.datasets.DatasetNotFoundError] and a truncated or
+corrupt one [`DatasetError`][aatk.datasets.DatasetError], with a message that names
+the file, says what was expected and how to get the data.
 """
 
 from __future__ import annotations
@@ -92,12 +98,12 @@ class DatasetError(ValueError):
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """A dataset file or folder does not exist (also a :class:`FileNotFoundError`)."""
+    """A dataset file or folder does not exist (also a `FileNotFoundError`)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-    """Facts about one dataset (see :func:`info`).
+    """Facts about one dataset (see [`info`][aatk.datasets.info]).
 
     Attributes:
         name: ``"mnist"`` or ``"cifar10"``.
@@ -151,12 +157,12 @@ def info(name: str) -> DatasetInfo:
         name: ``"mnist"`` or ``"cifar10"``.
 
     Returns:
-        The :class:`DatasetInfo` of the official release.
+        The [`DatasetInfo`][aatk.datasets.DatasetInfo] of the official release.
 
     Raises:
-        ValueError: If ``name`` is not one of :data:`NAMES`.
+        ValueError: If ``name`` is not one of `NAMES`.
 
-    Example:
+    Examples:
         >>> info("cifar10").image_shape, info("cifar10").num_examples["train"]
         ((32, 32, 3), 50000)
     """
@@ -192,7 +198,8 @@ def _check_optional_bool(value, name: str) -> bool | None:
     return None if value is None else bool(value)
 
 
-def _how_to_get(name: str, folder: Path | None = None) -> str:
+def _how_to_get(name: str, folder: Path | None = None, *, offer_tfds: bool = True) -> str:
+    """How to get the original files of ``name`` (into ``folder``), and, if ``offer_tfds``, the alternative."""
     where = f" into {folder}" if folder is not None else ""
     if name == "mnist":
         files = ", ".join(f for pair in _MNIST_FILES.values() for f in pair)
@@ -202,6 +209,8 @@ def _how_to_get(name: str, folder: Path | None = None) -> str:
             f"Download {CIFAR10_URL} (the binary version; the python version is not supported) "
             f"and extract it{where}, which gives the folder cifar-10-batches-bin/"
         )
+    if not offer_tfds:
+        return f"{get}."
     return (
         f"{get}; or call aatk.datasets.load without data_dir (and with {ENV_VAR} unset) "
         "to use tensorflow-datasets, which downloads the data."
@@ -233,7 +242,7 @@ class _IdxStream:
     Only what is asked for is ever decompressed: a small gzip file that inflates to
     gigabytes (a "gzip bomb") costs no more memory than its header promises. Reaching
     the end of a gzip stream checks its CRC-32 and length; a corrupt or truncated
-    stream raises :class:`DatasetError` naming the file.
+    stream raises [`DatasetError`][aatk.datasets.DatasetError] naming the file.
     """
 
     def __init__(self, path: Path) -> None:
@@ -350,7 +359,7 @@ def read_mnist(folder: str | os.PathLike, split: str, *, num_examples: int | Non
         DatasetError: If a file is truncated, corrupt or not what is expected.
         ValueError: On a bad ``split``.
 
-    Example:
+    Examples:
         >>> images, labels = read_mnist("/data/mnist", "test")  # doctest: +SKIP
         >>> images.shape, labels[:3]  # doctest: +SKIP
         ((10000, 28, 28, 1), array([7, 2, 1], dtype=int32))
@@ -403,7 +412,7 @@ def read_cifar10(folder: str | os.PathLike, split: str, *, records_per_batch: in
         DatasetError: If a file has the wrong size or a label outside 0..9.
         ValueError: On a bad ``split``.
 
-    Example:
+    Examples:
         >>> images, labels = read_cifar10("/data/cifar10/cifar-10-batches-bin", "test")  # doctest: +SKIP
         >>> images.shape, images.dtype  # doctest: +SKIP
         ((10000, 32, 32, 3), dtype('uint8'))
@@ -503,29 +512,51 @@ def _read_local(name: str, split: str, root: Path, subset: int | None) -> tuple[
 # --- tensorflow-datasets -------------------------------------------------------------
 
 
-def _tensorflow():
-    """TensorFlow, imported when a ``tf.data`` pipeline is asked for (not for NumPy arrays)."""
+def _tensorflow(*, needed_by: str):
+    """TensorFlow, imported only when ``needed_by`` asks for it: NumPy arrays read from local
+    files ([`load_arrays`][aatk.datasets.load_arrays]) never do.
+
+    Raises:
+        ImportError: Where TensorFlow is not installed (an environment with Keras's JAX
+            backend alone), naming what needed it and what works without it.
+    """
     try:
         import tensorflow as tf
-    except ImportError as err:  # pragma: no cover - depends on the environment
+    except ImportError as err:
         raise ImportError(
-            "aatk's tf.data pipelines (datasets.load, CIFAR-10 augmentation, tensorflow-datasets) need "
-            "TensorFlow; without it (e.g. KERAS_BACKEND=jax on a GPU machine) read NumPy arrays with "
-            "datasets.load_arrays(..., data_dir=...)"
+            f"{needed_by} needs TensorFlow, which is not installed. Without TensorFlow (Keras's JAX backend "
+            f"alone), read the original files as NumPy arrays with aatk.datasets.load_arrays(name, split, "
+            f"data_dir=...) (or ${ENV_VAR}) and train with model.fit(x, y, batch_size=...); aatk train, "
+            "evaluate and the other commands do so by themselves (given --data-dir or $AATK_DATA_DIR)"
         ) from err
     return tf
 
 
 def _tfds_dataset(name: str, split: str, subset: int | None) -> tf.data.Dataset:
-    """(uint8 image, int label) examples from tensorflow-datasets, in tfds' fixed order."""
-    _tensorflow()  # a clear error before tensorflow_datasets fails to import it
+    """(uint8 image, int label) examples from tensorflow-datasets, in tfds' fixed order.
+
+    Raises:
+        DatasetNotFoundError: Where TensorFlow is not installed: then there is no local copy
+            and no way to download one (a FileNotFoundError, which the command line reports
+            in one line).
+        ImportError: Where TensorFlow is installed but tensorflow-datasets is not.
+    """
+    try:
+        _tensorflow(needed_by="tensorflow-datasets")
+    except ImportError as err:
+        raise DatasetNotFoundError(
+            f"no local copy of {name}: neither data_dir nor ${ENV_VAR} names a folder of its original files, "
+            "and tensorflow-datasets, which would download it, needs TensorFlow, which is not installed. Pass "
+            f"data_dir= (aatk's commands: --data-dir) or set {ENV_VAR} to a folder that holds them. "
+            f"{_how_to_get(name, offer_tfds=False)}"
+        ) from err
     try:
         import tensorflow_datasets as tfds
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
             f"loading {name} without data_dir needs tensorflow-datasets (pip install tensorflow-datasets "
             f"importlib_resources); or pass data_dir= (or set {ENV_VAR}) to read the original files. "
-            f"{_how_to_get(name)}"
+            f"{_how_to_get(name, offer_tfds=False)}"
         ) from err
     dataset = tfds.load(name, split=split, as_supervised=True)
     if subset is not None:
@@ -553,13 +584,13 @@ def pad_crop_flip(images: tf.Tensor, *, seed: tf.Tensor, padding: int = 4) -> tf
     Returns:
         The augmented batch, same shape and dtype.
 
-    Example:
+    Examples:
         >>> import tensorflow as tf
         >>> x = tf.ones((2, 32, 32, 3))
         >>> tuple(pad_crop_flip(x, seed=tf.constant([1, 2])).shape)
         (2, 32, 32, 3)
     """
-    tf = _tensorflow()
+    tf = _tensorflow(needed_by="aatk.datasets.pad_crop_flip (pad_crop_flip_numpy does not)")
     images = tf.convert_to_tensor(images)
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
@@ -578,7 +609,7 @@ def pad_crop_flip(images: tf.Tensor, *, seed: tf.Tensor, padding: int = 4) -> tf
 
 
 def pad_crop_flip_numpy(images: np.ndarray, *, rng: np.random.Generator, padding: int = 4) -> np.ndarray:
-    """:func:`pad_crop_flip` in NumPy, for machines without TensorFlow (e.g. JAX on a GPU).
+    """[`pad_crop_flip`][aatk.datasets.pad_crop_flip] in NumPy, for machines without TensorFlow (e.g. JAX on a GPU).
 
     The same augmentation — zero-pad by ``padding``, crop back at a uniformly random
     offset, flip left-right with probability 1/2, each image on its own — drawn from
@@ -595,7 +626,7 @@ def pad_crop_flip_numpy(images: np.ndarray, *, rng: np.random.Generator, padding
     Raises:
         ValueError: If ``images`` is not 4-D or ``padding`` is negative.
 
-    Example:
+    Examples:
         >>> x = np.arange(2 * 4 * 4 * 1, dtype="float32").reshape(2, 4, 4, 1)
         >>> pad_crop_flip_numpy(x, rng=np.random.default_rng(0), padding=1).shape
         (2, 4, 4, 1)
@@ -617,7 +648,7 @@ def pad_crop_flip_numpy(images: np.ndarray, *, rng: np.random.Generator, padding
 
 
 def _to_float(images, labels):
-    tf = _tensorflow()
+    tf = _tensorflow(needed_by="aatk.datasets.load (a tf.data pipeline)")
     return tf.cast(images, tf.float32) / 255.0, tf.cast(labels, tf.int32)
 
 
@@ -644,7 +675,7 @@ def load(
     the data on first use.
 
     Shuffling draws a new order every epoch from a buffer that holds the whole split
-    (every order equally likely). Augmentation (:func:`pad_crop_flip`) also draws
+    (every order equally likely). Augmentation ([`pad_crop_flip`][aatk.datasets.pad_crop_flip]) also draws
     anew every epoch. Both are reproducible: the same ``seed`` (and TensorFlow
     global seed, which ``keras.utils.set_random_seed`` sets) gives the same epochs.
 
@@ -675,13 +706,13 @@ def load(
         DatasetNotFoundError: If a local file or ``data_dir`` is missing.
         DatasetError: If a local file is truncated or corrupt.
 
-    Example:
+    Examples:
         >>> train = load("cifar10", "train", data_dir="/data", subset=1000)  # doctest: +SKIP
         >>> x, y = next(iter(train))  # doctest: +SKIP
         >>> x.shape, x.dtype, y.dtype  # doctest: +SKIP
         (TensorShape([128, 32, 32, 3]), tf.float32, tf.int32)
     """
-    tf = _tensorflow()
+    tf = _tensorflow(needed_by="aatk.datasets.load (a tf.data pipeline)")
     meta = info(name)
     split = _check_split(split)
     if not _is_int(batch_size) or batch_size < 1:
@@ -737,13 +768,13 @@ def load_arrays(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One split of MNIST or CIFAR-10 as numpy arrays, in order, without augmentation.
 
-    Same sources as :func:`load`: ``data_dir``, else ``$AATK_DATA_DIR``, else
+    Same sources as [`load`][aatk.datasets.load]: ``data_dir``, else ``$AATK_DATA_DIR``, else
     tensorflow-datasets.
 
     Args:
         name: ``"mnist"`` or ``"cifar10"``.
         split: ``"train"`` or ``"test"``.
-        data_dir: Folder of the original files (see :func:`load`).
+        data_dir: Folder of the original files (see [`load`][aatk.datasets.load]).
         subset: Keep only the first ``subset`` examples.
 
     Returns:
@@ -754,7 +785,7 @@ def load_arrays(
         DatasetNotFoundError: If a local file or ``data_dir`` is missing.
         DatasetError: If a local file is truncated or corrupt.
 
-    Example:
+    Examples:
         >>> x, y = load_arrays("mnist", "test", data_dir="/data", subset=100)  # doctest: +SKIP
         >>> x.shape, x.dtype, y.dtype  # doctest: +SKIP
         ((100, 28, 28, 1), dtype('float32'), dtype('int32'))

@@ -1,10 +1,11 @@
 """Evaluation of robustness disentanglement: the figures of Tables 1–4 and more.
 
-:func:`evaluate` attacks each way of a :class:`~aatk.ThreeWayModel`, measures the
-accuracy gap between the robust and the non-robust way (DIA), detects
-adversarial examples by the disagreement of the two ways (RAD, Eq. 12),
-calibrates predictions with that detector, scores detection continuously (ROC
-AUC), and finally attacks the detector itself.
+[`evaluate`][aatk.evaluation.evaluate] attacks each way of a
+[`ThreeWayModel`][aatk.model.ThreeWayModel], measures the accuracy gap between
+the robust and the non-robust way (DIA), detects adversarial examples by the
+disagreement of the two ways (RAD, Eq. 12), calibrates predictions with that
+detector, scores detection continuously (ROC AUC), and finally attacks the
+detector itself.
 
 Paper: Section 2.4–2.5, Section 3.3, Table 4b, Appendix C.
 """
@@ -22,6 +23,7 @@ from aatk import backend
 from aatk.attacks import PGD
 from aatk.model import ThreeWayModel
 from aatk.objectives import cross_entropy
+from aatk.progress import Progress, as_progress
 
 __all__ = ["EvaluationReport", "evaluate", "detection_score", "roc_auc"]
 
@@ -35,7 +37,7 @@ _GROUPS = (
 
 
 class EvaluationReport(dict):
-    """The figures of :func:`evaluate` (a dict of floats), printable like the paper's tables.
+    """The figures of [`evaluate`][aatk.evaluation.evaluate] (a dict of floats), printable like the paper's tables.
 
     Attributes:
         samples: Number of test examples evaluated.
@@ -46,7 +48,7 @@ class EvaluationReport(dict):
             ``"standard_attack"`` and, if run, ``"adaptive_attack"`` — a dict of the
             predicted class of each way evaluated on it (``"standard"``, ``"robust"``,
             ``"non_robust"``) and, where both the robust and the non-robust way were
-            evaluated, the detection ``"score"`` (:func:`detection_score`).
+            evaluated, the detection ``"score"`` ([`detection_score`][aatk.evaluation.detection_score]).
     """
 
     def __init__(self, figures: dict, *, samples: int, attack: PGD, details: dict | None = None) -> None:
@@ -187,8 +189,26 @@ def _most_likely_wrong_class(logits, labels):
     return ops.cast(ops.argmax(logits - 1e9 * mask, axis=-1), "int32")
 
 
-def _batch_evaluator(model: ThreeWayModel, attack: PGD, adaptive: bool):
-    """A compiled function from one batch to per-example predictions and scores."""
+_PHASES = (
+    ("robust_attack", "attack on the robust way"),
+    ("non_robust_attack", "attack on the non-robust way"),
+    ("standard_attack", "attack on the standard way"),
+    ("adaptive_attack", "adaptive attack on the detector"),
+)
+"""The attacks [`evaluate`][aatk.evaluation.evaluate] runs on every batch, in this order: the
+group of per-example results each one fills, and its name in the progress bar."""
+
+
+def _phase_evaluators(model: ThreeWayModel, attack: PGD, adaptive: bool):
+    """Compiled functions from one batch to per-example predictions and scores, one per phase.
+
+    Returns:
+        ``clean(x, y) -> (predictions, adaptive target)`` and a list of ``(group, step name,
+        attacked(x, y, target) -> predictions)``, one per attack of
+        [`_PHASES`][aatk.evaluation._PHASES] that is run. Each is compiled on its own, so that
+        progress can be shown between them; they draw the attack's random starts in the order
+        listed, batch by batch.
+    """
 
     def predictions(x, ways=("standard", "robust", "non_robust")):
         logits = model.way_logits(x, ways=ways, training=False)
@@ -200,29 +220,48 @@ def _batch_evaluator(model: ThreeWayModel, attack: PGD, adaptive: bool):
     def way_loss(way, labels):
         return lambda points: cross_entropy(model(points, training=False, way=way), labels)
 
-    def evaluate_batch(x, y):
-        clean, clean_logits = predictions(x)
-        x_r = attack.perturb(way_loss("robust", y), x)
-        x_n = attack.perturb(way_loss("non_robust", y), x)
-        x_s = attack.perturb(way_loss("standard", y), x)
-        result = {
-            "clean": clean,
-            "robust_attack": predictions(x_r, ("robust",))[0],
-            "non_robust_attack": predictions(x_n, ("non_robust",))[0],
-            "standard_attack": predictions(x_s)[0],
-        }
-        if adaptive:
-            # Push both ways to the same wrong class, so that they agree and Eq. 12 sees nothing.
-            target = _most_likely_wrong_class(clean_logits["standard"], y)
+    def clean(x, y):
+        out, logits = predictions(x)
+        # The adaptive attack's common target: the standard way's most likely wrong class.
+        return out, _most_likely_wrong_class(logits["standard"], y)
 
-            def agreement_loss(points):
-                logits = model.way_logits(points, ways=("robust", "non_robust"), training=False)
-                return -(cross_entropy(logits["robust"], target) + cross_entropy(logits["non_robust"], target))
+    # One function (one code object) per phase: TensorFlow counts retracings per code object,
+    # and three phases sharing one would look like a function retraced in a loop.
+    def robust_attack(x, y, target):
+        del target
+        return predictions(attack.perturb(way_loss("robust", y), x), ("robust",))[0]
 
-            result["adaptive_attack"] = predictions(attack.perturb(agreement_loss, x))[0]
-        return result
+    def non_robust_attack(x, y, target):
+        del target
+        return predictions(attack.perturb(way_loss("non_robust", y), x), ("non_robust",))[0]
 
-    return backend.compile_function(evaluate_batch, state=model.variables + attack.variables)
+    def standard_attack(x, y, target):
+        del target
+        return predictions(attack.perturb(way_loss("standard", y), x))[0]
+
+    def adaptive_attack(x, y, target):
+        del y
+
+        # Push both ways to the same wrong class, so that they agree and Eq. 12 sees nothing.
+        def agreement_loss(points):
+            logits = model.way_logits(points, ways=("robust", "non_robust"), training=False)
+            return -(cross_entropy(logits["robust"], target) + cross_entropy(logits["non_robust"], target))
+
+        return predictions(attack.perturb(agreement_loss, x))[0]
+
+    functions = {
+        "robust_attack": robust_attack,
+        "non_robust_attack": non_robust_attack,
+        "standard_attack": standard_attack,
+        "adaptive_attack": adaptive_attack,
+    }
+    state = model.variables + attack.variables
+    phases = [
+        (group, step, backend.compile_function(functions[group], state=state))
+        for group, step in _PHASES
+        if adaptive or group != "adaptive_attack"
+    ]
+    return backend.compile_function(clean, state=model.variables), phases
 
 
 _DATASET_KINDS = "a tf.data.Dataset of (x, y) batches or a tuple (x, y) of arrays"
@@ -232,7 +271,7 @@ def _check_dataset(dataset: Any) -> None:
     """Checks what can be checked of ``dataset`` before any batch is evaluated.
 
     Raises:
-        ValueError: If it is neither kind :func:`evaluate` takes, has no labels, or is a
+        ValueError: If it is neither kind [`evaluate`][aatk.evaluation.evaluate] takes, has no labels, or is a
             tuple whose inputs and labels differ in number.
     """
     if hasattr(dataset, "element_spec"):
@@ -259,7 +298,7 @@ def _check_dataset(dataset: Any) -> None:
 
 
 def _batches(data, batch_size: int):
-    """(x, y) batches of a dataset that passed :func:`_check_dataset`."""
+    """(x, y) batches of a dataset that passed `_check_dataset`."""
     if hasattr(data, "element_spec"):
         for batch in data:
             x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
@@ -296,6 +335,7 @@ def evaluate(
     *,
     adaptive: bool = True,
     batch_size: int = 256,
+    progress: bool | Progress = False,
     verbose: bool = False,
 ) -> EvaluationReport:
     """Evaluates disentanglement of a three-way model under ``attack``.
@@ -316,7 +356,7 @@ def evaluate(
       ``calibrated_acc``, the accuracy when the robust way answers for inputs with
       D = 1 and the standard way otherwise (Sec. 3.3).
     * Beyond the paper: ``AUC``, the ROC AUC of the continuous detection score
-      (:func:`detection_score`) on the same mixture; ``evasion``, the fraction of
+      ([`detection_score`][aatk.evaluation.detection_score]) on the same mixture; ``evasion``, the fraction of
       adversarial examples that fool the standard way *and* pass the detector.
     * Adaptive attack (``adaptive=True``): PGD with the same budget that pushes the
       robust and the non-robust way to the *same* wrong class (the standard way's
@@ -327,23 +367,28 @@ def evaluate(
 
     Args:
         model: The three-way model (evaluated in inference mode), or a
-            :class:`aatk.baselines.CombinedOneWay` (ST+AT).
+            [`aatk.baselines.CombinedOneWay`][aatk.baselines.CombinedOneWay] (ST+AT).
         dataset: A ``tf.data.Dataset`` of (x, y) batches, or a tuple (x, y) of arrays.
         attack: The test attack (e.g. Table 4a's configuration).
         adaptive: Also run the adaptive attack on the detector.
         batch_size: Batch size when ``dataset`` is a tuple of arrays.
-        verbose: Print progress per batch.
+        progress: Show a progress bar on standard error: the examples done and the attack
+            under way (each way's attack, then the adaptive attack on the detector), with
+            the time left. ``True``, ``False`` or a ``aatk.progress.Progress``
+            (e.g. one labelled with the run and the attack's name).
+        verbose: The same as ``progress=True`` (its former name).
 
     Returns:
-        An :class:`EvaluationReport`.
+        An [`EvaluationReport`][aatk.evaluation.EvaluationReport].
 
     Raises:
         ValueError: Before anything is evaluated, on a model that is not built, a
             ``dataset`` of another kind, without labels, or with more or fewer labels than
             inputs, or a ``batch_size`` that is not a positive integer; then, before each
-            batch, as :meth:`ThreeWayModel.validate_inputs` (inputs outside the attack's
-            bounds or the model's input range, non-finite inputs, bad labels); or on an
-            empty dataset.
+            batch, as
+            [`ThreeWayModel.validate_inputs`][aatk.model.ThreeWayModel.validate_inputs]
+            (inputs outside the attack's bounds or the model's input range, non-finite
+            inputs, bad labels); or on an empty dataset.
     """
     from aatk.baselines import CombinedOneWay  # local: aatk.baselines imports aatk.model and aatk.attacks
 
@@ -360,21 +405,31 @@ def evaluate(
         raise ValueError(f"attack must be an aatk.PGD, got {type(attack).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    reporter = as_progress(True if verbose and progress is False else progress)
     _check_dataset(dataset)
-    evaluate_batch = _batch_evaluator(model, attack, adaptive)
+    evaluate_clean, phases = _phase_evaluators(model, attack, adaptive)
     collected: dict = {}
     labels_seen = []
-    for index, (x, y) in enumerate(_batches(dataset, batch_size)):
-        model.validate_inputs(x, y)
-        attack.check_inputs(x)
-        y = np.asarray(ops.convert_to_numpy(y)).reshape(-1).astype(np.int32)
-        outputs = evaluate_batch(ops.convert_to_tensor(x, dtype="float32"), ops.convert_to_tensor(y))
-        for group, values in outputs.items():
-            for key, value in values.items():
-                collected.setdefault(group, {}).setdefault(key, []).append(np.asarray(ops.convert_to_numpy(value)))
-        labels_seen.append(y)
-        if verbose:
-            print(f"evaluate: batch {index + 1}, {sum(map(len, labels_seen))} examples")
+    total = None if hasattr(dataset, "element_spec") else len(dataset[1])
+    with reporter.bar(total, what="evaluate", unit="examples") as bar:
+        done = 0
+        for x, y in _batches(dataset, batch_size):
+            model.validate_inputs(x, y)
+            attack.check_inputs(x)
+            y = np.asarray(ops.convert_to_numpy(y)).reshape(-1).astype(np.int32)
+            x, y_tensor = ops.convert_to_tensor(x, dtype="float32"), ops.convert_to_tensor(y)
+            bar.update(done, step="clean inputs")
+            clean, target = evaluate_clean(x, y_tensor)
+            outputs = {"clean": clean}
+            for index, (group, step, attacked) in enumerate(phases):
+                bar.update(done + len(y) * (index + 0.5) / (len(phases) + 0.5), step=step)
+                outputs[group] = attacked(x, y_tensor, target)
+            for group, values in outputs.items():
+                for key, value in values.items():
+                    collected.setdefault(group, {}).setdefault(key, []).append(np.asarray(ops.convert_to_numpy(value)))
+            labels_seen.append(y)
+            done += len(y)
+            bar.update(done)
     if not labels_seen:
         raise ValueError("dataset is empty")
     labels = np.concatenate(labels_seen)

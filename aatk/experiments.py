@@ -2,9 +2,9 @@
 
 These are the functions behind ``aatk analyze …``, ``aatk combine`` and
 ``aatk pseudo-inputs``. Each takes run folders written by ``aatk train``, runs one
-analysis from :mod:`aatk.analysis` or :mod:`aatk.baselines` on the test set, and
+analysis from [`aatk.analysis`][aatk.analysis] or [`aatk.baselines`][aatk.baselines] on the test set, and
 writes its results to an output folder: a JSON file of the numbers and a PNG (or a
-Markdown table). Nothing here trains a model except :func:`pseudo_input_run`.
+Markdown table). Nothing here trains a model except [`pseudo_input_run`][aatk.experiments.pseudo_input_run].
 
 Paper: Section 3.1 (baselines), Section 3.3 (ablation, detection, visualisation),
 Table 4b, Appendix D (gradients, inversion), Figures 2–4.
@@ -23,6 +23,7 @@ from aatk import datasets
 from aatk.attacks import PGD
 from aatk.configs import Config
 from aatk.model import WAYS
+from aatk.progress import Progress, as_progress
 
 __all__ = [
     "EPS_GRIDS",
@@ -45,7 +46,7 @@ EPS_GRIDS: dict[tuple[str, str], tuple[float, ...]] = {
     ("cifar10", "linf"): (0.0, 2 / 255, 4 / 255, 6 / 255, 8 / 255, 12 / 255, 16 / 255),
     ("cifar10", "l2"): (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
 }
-"""Default ε grids of :func:`eps_curve_figure`: each reaches past the paper's training budget
+"""Default ε grids of [`eps_curve_figure`][aatk.experiments.eps_curve_figure]: each reaches past the paper's training budget
 (MNIST ℓ∞ 0.3 as in YOPO/Madry; CIFAR-10 ℓ∞ 8/255 and ℓ2 0.3 of Table 4a) far enough to show
 where each way breaks."""
 
@@ -53,7 +54,7 @@ INVERSION_DEFAULTS: dict[str, dict[str, float]] = {
     "mnist": {"steps": 1000, "step_size": 0.1},
     "cifar10": {"steps": 10000, "step_size": 1.0},  # Appendix D.2
 }
-"""Default steps and step size of :func:`inversion_figure` per dataset (CIFAR-10: Appendix D.2)."""
+"""Default steps and step size of [`inversion_figure`][aatk.experiments.inversion_figure] per dataset (CIFAR-10: Appendix D.2)."""
 
 
 PI_NON_ROBUST_ATTACKS: dict[str, dict] = {
@@ -76,9 +77,9 @@ def _trained_ways(config: Config) -> tuple[str, ...]:
 
 
 def _load(run: str | Path) -> tuple[Config, keras.Model]:
-    from aatk.training import load_run_config
-
+    import aatk.baselines  # noqa: F401  registers the baselines' models (a PI run's) for loading
     from aatk.runs import load_model_file
+    from aatk.training import load_run_config
 
     config = load_run_config(run)
     return config, load_model_file(Path(run) / "model.keras", expected=keras.Model)
@@ -97,7 +98,7 @@ def class_examples(x: np.ndarray, y: np.ndarray, *, per_class: int = 1, num_clas
     Raises:
         ValueError: If a class has fewer than ``per_class`` examples.
 
-    Example:
+    Examples:
         >>> x = np.arange(6).reshape(6, 1); y = np.array([1, 0, 1, 0, 2, 2])
         >>> class_examples(x, y, num_classes=3)[0].ravel().tolist()
         [1, 0, 4]
@@ -120,24 +121,42 @@ def _test_examples(config: Config, data_dir: str | None, per_class: int) -> tupl
     return class_examples(x, y, per_class=per_class, num_classes=meta.num_classes)
 
 
-def gradient_figure(run: str | Path, *, out: str | Path, data_dir: str | None = None, per_class: int = 1) -> Path:
+def gradient_figure(
+    run: str | Path,
+    *,
+    out: str | Path,
+    data_dir: str | None = None,
+    per_class: int = 1,
+    progress: bool | Progress = False,
+) -> Path:
     """Input gradients of each way's loss on natural test images, as a PNG grid (Fig. 3).
 
     Rows: the natural images (the first ``per_class`` test images of each class), then
     the gradient of the standard, robust and non-robust way's cross-entropy, each shown
-    with Appendix D.1's transform (:func:`aatk.analysis.gradient_image`). A one-way
-    run shows only the way it trained.
+    with Appendix D.1's transform
+    ([`aatk.analysis.gradient_image`][aatk.analysis.gradients.gradient_image]). A
+    one-way run shows only the way it trained.
 
     Paper: Appendix D.1, Figure 3.
+
+    Args:
+        run: A finished run folder.
+        out: Output folder.
+        data_dir: Folder of the original dataset files.
+        per_class: Test images per class.
+        progress: Say on standard error what is being computed (``True``, ``False`` or a
+            ``aatk.progress.Progress``).
 
     Returns:
         The PNG's path, ``out/gradients.png``.
     """
     from aatk.analysis import gradient_image, image_grid, input_gradients
 
+    progress = as_progress(progress)
     config, model = _load(run)
     ways = _trained_ways(config)
     x, y = _test_examples(config, data_dir, per_class)
+    progress.note(f"{config.name}: input gradients of {len(x)} test images, {', '.join(ways)} way(s)")
     gradients = input_gradients(model, x, y, ways=ways)
     rows = {"natural": x}
     rows.update({f"∇ {way.replace('_', '-')} way": gradient_image(gradients[way]) for way in ways})
@@ -154,6 +173,7 @@ def inversion_figure(
     steps: int | None = None,
     step_size: float | None = None,
     seed: int = 0,
+    progress: bool | Progress = False,
 ) -> Path:
     """Inverts the robust and the non-robust representation of test images from noise (Fig. 2a, 4).
 
@@ -165,29 +185,50 @@ def inversion_figure(
 
     Paper: Appendix D.2, Figures 2a and 4.
 
+    Args:
+        run: A finished run folder.
+        out: Output folder.
+        data_dir: Folder of the original dataset files.
+        per_class: Test images per class.
+        steps: Optimisation steps (default: [`INVERSION_DEFAULTS`][aatk.experiments.INVERSION_DEFAULTS]).
+        step_size: Step size (default: as ``steps``).
+        seed: Seed of the starting noise.
+        progress: Show which representation is being inverted, on standard error (``True``,
+            ``False`` or a ``aatk.progress.Progress``).
+
     Returns:
         The PNG's path, ``out/inversion.png``.
     """
     from aatk.analysis import image_grid, invert_representation
 
+    progress = as_progress(progress)
     config, model = _load(run)
     defaults = INVERSION_DEFAULTS[config.dataset]
     steps = int(defaults["steps"]) if steps is None else steps
     step_size = float(defaults["step_size"]) if step_size is None else step_size
     x, y = _test_examples(config, data_dir, per_class)
     rows, record = {"target": x}, {"run": config.name, "steps": steps, "step_size": step_size, "seed": seed}
-    for representation in [way for way in ("robust", "non_robust") if way in _trained_ways(config)]:
-        result = invert_representation(
-            model, x, representation=representation, start="noise", steps=steps, step_size=step_size, seed=seed
-        )
-        rows[f"{representation.replace('_', '-')} inversion"] = result.images
-        record[representation] = {
-            "initial_distance": np.asarray(result.initial_distances).tolist(),
-            "final_distance": np.asarray(result.distances).tolist(),
-        }
+    representations = [way for way in ("robust", "non_robust") if way in _trained_ways(config)]
+    with progress.within(config.name).bar(len(representations), what="inversion", unit="representations") as bar:
+        for index, representation in enumerate(representations):
+            bar.update(index, step=f"{representation.replace('_', '-')} representation of {len(x)} images, {steps} steps")
+            result = invert_representation(
+                model, x, representation=representation, start="noise", steps=steps, step_size=step_size, seed=seed
+            )
+            _record_inversion(rows, record, representation, result)
+            bar.update(index + 1)
     _write_json(Path(out) / "inversion.json", record)
     return image_grid(rows, Path(out) / "inversion.png", column_titles=[str(int(c)) for c in y],
                       title=f"Representation inversion from noise, {config.name} ({steps} steps)")
+
+
+def _record_inversion(rows: dict, record: dict, representation: str, result) -> None:
+    """Adds one representation's inversion to the figure's rows and the JSON record."""
+    rows[f"{representation.replace('_', '-')} inversion"] = result.images
+    record[representation] = {
+        "initial_distance": np.asarray(result.initial_distances).tolist(),
+        "final_distance": np.asarray(result.distances).tolist(),
+    }
 
 
 def eps_curve_figure(
@@ -199,6 +240,7 @@ def eps_curve_figure(
     subset: int = 1000,
     eps_values: Sequence[float] | None = None,
     steps: int = 10,
+    progress: bool | Progress = False,
 ) -> Path:
     """Accuracy of each way against the attack budget ε, one panel per run.
 
@@ -207,13 +249,27 @@ def eps_curve_figure(
     (the non-robust way of "1way-st", the robust way of "1way-at"). The numbers go to
     ``out/eps-<norm>.json``.
 
+    Args:
+        runs: Finished run folders of one dataset.
+        out: Output folder.
+        norm: ``"linf"`` or ``"l2"``.
+        data_dir: Folder of the original dataset files.
+        subset: The first N test examples.
+        eps_values: The ε grid (default: [`EPS_GRIDS`][aatk.experiments.EPS_GRIDS]).
+        steps: PGD steps.
+        progress: Show a bar per run on standard error, one unit per ε (``True``, ``False``
+            or a ``aatk.progress.Progress``).
+
     Returns:
         The PNG's path, ``out/eps-<norm>.png``.
 
     Raises:
         ValueError: If the runs are of different datasets, or no run is given.
     """
-    from aatk.analysis import accuracy_vs_eps, plot_accuracy_vs_eps
+    from aatk.analysis import plot_accuracy_vs_eps
+    from aatk.analysis.curves import _check_eps_values
+
+    progress = as_progress(progress)
 
     if not runs:
         raise ValueError("give at least one run folder")
@@ -223,16 +279,39 @@ def eps_curve_figure(
         raise ValueError(f"the runs are of different datasets ({sorted(names)}); compare runs of one dataset")
     dataset = names.pop()
     grid = tuple(EPS_GRIDS[(dataset, norm)] if eps_values is None else eps_values)
+    _check_eps_values(grid)  # the whole grid, before the curves are computed one ε at a time
     x, y = datasets.load_arrays(dataset, "test", data_dir=data_dir, subset=subset)
     curves, record = {}, {"norm": norm, "steps": steps, "samples": int(len(y)), "eps": list(grid), "runs": {}}
     for config, model in loaded:
         ways = _trained_ways(config)
-        curve = accuracy_vs_eps(model, x, y, norm=norm, eps_values=grid, steps=steps, ways=ways)
+        curve = _accuracy_curve(model, x, y, norm=norm, grid=grid, steps=steps, ways=ways,
+                                progress=progress.within(config.name))
         curves[config.name] = curve
         record["runs"][config.name] = {way: np.asarray(acc).tolist() for way, acc in curve["accuracy"].items()}
     _write_json(Path(out) / f"eps-{norm}.json", record)
     return plot_accuracy_vs_eps(curves, Path(out) / f"eps-{norm}.png",
                                 title=f"Accuracy of each way under PGD-{steps} ({norm}), {len(y)} test images")
+
+
+def _accuracy_curve(model, x, y, *, norm: str, grid: Sequence[float], steps: int, ways, progress: Progress) -> dict:
+    """[`accuracy_vs_eps`][aatk.analysis.curves.accuracy_vs_eps] over ``grid``, one ε at a time.
+
+    The same numbers as one call on the whole grid (each ε has its own attacks, seeded
+    alike), with progress shown between the radii.
+    """
+    from aatk.analysis import accuracy_vs_eps
+
+    parts = []
+    with progress.bar(len(grid), what="eps-curve", unit="radii") as bar:
+        for index, radius in enumerate(grid):
+            bar.update(index, step=f"ε={radius:g}, {len(x)} images, {', '.join(ways)} way(s)")
+            parts.append(accuracy_vs_eps(model, x, y, norm=norm, eps_values=[radius], steps=steps, ways=ways))
+            bar.update(index + 1)
+    curve = dict(parts[0])
+    curve["eps"] = np.concatenate([part["eps"] for part in parts])
+    curve["step_sizes"] = np.concatenate([part["step_sizes"] for part in parts])
+    curve["accuracy"] = {way: np.concatenate([part["accuracy"][way] for part in parts]) for way in parts[0]["accuracy"]}
+    return curve
 
 
 def detection_figure(
@@ -242,16 +321,27 @@ def detection_figure(
     attack: str | None = None,
     data_dir: str | None = None,
     subset: int = 1000,
+    progress: bool | Progress = False,
 ) -> Path:
     """Detection and calibration (Table 4b) with the naive and the adaptive attack, and ROC curves.
 
     For each run: RAD, raw and calibrated accuracy on the equal mixture of natural and
     standard-way adversarial test images (Table 4b), the ROC AUC of the continuous score,
     and the same figures when the attacker knows the detector (the adaptive attack of
-    :func:`aatk.evaluate`). Writes ``out/detection.md`` (the table), ``out/detection.json``
-    and ``out/roc-<run>.png`` (naive and adaptive ROC curves of each run).
+    [`aatk.evaluate`][aatk.evaluation.evaluate]). Writes ``out/detection.md`` (the
+    table), ``out/detection.json`` and ``out/roc-<run>.png`` (naive and adaptive ROC
+    curves of each run).
 
     Paper: Section 2.4 (Eq. 12), Section 3.3, Table 4b.
+
+    Args:
+        runs: Finished run folders.
+        out: Output folder.
+        attack: The test attack's name (default: each run's first).
+        data_dir: Folder of the original dataset files.
+        subset: The first N test examples.
+        progress: Show each run's evaluation on standard error (``True``, ``False`` or a
+            ``aatk.progress.Progress``).
 
     Returns:
         The path of ``out/detection.md``.
@@ -259,6 +349,8 @@ def detection_figure(
     from aatk.analysis import detection_curves, plot_roc
     from aatk.evaluation import evaluate
     from aatk.runs import atomic_write
+
+    progress = as_progress(progress)
 
     if not runs:
         raise ValueError("give at least one run folder")
@@ -272,7 +364,7 @@ def detection_figure(
         if name not in pgds:
             raise ValueError(f"{run}: {name!r} is not a test attack of this run; known: {sorted(pgds)}")
         x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=subset)
-        report = evaluate(model, (x, y), pgds[name], adaptive=True)
+        report = evaluate(model, (x, y), pgds[name], adaptive=True, progress=progress.within(f"{config.name} under {name}"))
         curves = detection_curves(report)
         plot_roc(curves, out / f"roc-{config.name}.png", title=f"Detection score (JS divergence), {config.name}, {name}")
         figures = {key: report[key] for key in ("RAD", "raw_acc", "calibrated_acc", "AUC", "S_adv_s",
@@ -309,13 +401,30 @@ def combine_runs(
     data_dir: str | None = None,
     subset: int | None = None,
     adaptive: bool = False,
+    progress: bool | Progress = False,
 ) -> dict[str, dict]:
     """ST+AT of Section 3.1: evaluates a one-way ST and a one-way AT run as one three-way model.
 
     Writes ``eval-<attack>.json`` and ``.md`` for every test attack the two runs share
-    into ``out``, in the format of ``aatk evaluate`` (so that ``aatk report`` lists it).
+    into ``out``, in the format of ``aatk evaluate`` (so that ``aatk report`` lists it):
+    ``epochs``, ``epochs_trained`` and ``seed`` are pairs (the ST run's, then the AT run's),
+    and ``provenance`` says where the result comes from.
 
     Paper: Section 3.1 ("ST+AT"), Tables 1–3.
+
+    Args:
+        st_run: A finished run of method ``"1way-st"``.
+        at_run: A finished run of method ``"1way-at"`` or ``"1way-at-half"``.
+        out: Folder for the evaluations.
+        data_dir: Folder of the original dataset files.
+        subset: Evaluate on the first N test examples (default: all).
+        adaptive: Also run the adaptive attack on the detector.
+        progress: Show a progress bar per attack on standard error (``True``, ``False`` or a
+            ``aatk.progress.Progress``).
+
+    Returns:
+        attack name → the record written, plus the
+        [`EvaluationReport`][aatk.evaluation.EvaluationReport] under ``"report"``.
 
     Raises:
         ValueError: If the runs are not a "1way-st" and a "1way-at"/"1way-at-half" run
@@ -323,8 +432,11 @@ def combine_runs(
     """
     from aatk.baselines import CombinedOneWay
     from aatk.evaluation import evaluate
+    from aatk.provenance import environment
     from aatk.runs import atomic_write
+    from aatk.training import _epochs_trained
 
+    progress = as_progress(progress)
     st_config, st_model = _load(st_run)
     at_config, at_model = _load(at_run)
     if st_config.method != "1way-st":
@@ -342,8 +454,10 @@ def combine_runs(
     out.mkdir(parents=True, exist_ok=True)
     pgds = st_config.make_test_attacks()
     records = {}
+    trained = [_epochs_trained(Path(run)) for run in (st_run, at_run)]
     for name in shared:
-        report = evaluate(model, (x, y), pgds[name], adaptive=adaptive)
+        report = evaluate(model, (x, y), pgds[name], adaptive=adaptive,
+                          progress=progress.within(f"{st_config.name}+{at_config.name} under {name}"))
         record = {
             "run": f"{st_config.name}+{at_config.name}",
             "method": "st+at",
@@ -351,8 +465,12 @@ def combine_runs(
             "attack_config": pgds[name].get_config(),
             "samples": report.samples,
             "epochs": [st_config.epochs, at_config.epochs],
+            "epochs_trained": [configured if done is None else done
+                               for configured, done in zip((st_config.epochs, at_config.epochs), trained)],
+            "seed": [st_config.seed, at_config.seed],
             "figures": dict(report),
             "intervals_95": {key: list(bounds) for key, bounds in report.intervals(confidence=0.95).items()},
+            "provenance": environment(dtype_policy=getattr(model.dtype_policy, "name", None)),
         }
         atomic_write(out / f"eval-{name}.json", json.dumps(record, indent=2))
         atomic_write(out / f"eval-{name}.md", f"# ST+AT ({record['run']}) under {name}\n\n{report.to_markdown()}\n")
@@ -372,27 +490,45 @@ def pseudo_input_run(
     targets: str = "random",
     verbose: int | str = "auto",
     overwrite: bool = False,
+    progress: bool | Progress = False,
 ) -> keras.Model:
     """PI of Section 3.1: builds Ilyas et al.'s pseudo-input datasets, then trains a three-way model.
 
     1. The robust dataset: every training image's robust representation, taken from the
        one-way AT run's robust way, inverted from another training image
-       (:func:`aatk.baselines.robust_dataset`).
+       ([`aatk.baselines.robust_dataset`][aatk.baselines.robust_dataset]).
     2. The non-robust dataset: targeted adversarial examples of the one-way ST run's
-       non-robust way, labelled with their target (:func:`aatk.baselines.non_robust_dataset`),
-       with the attack of :data:`PI_NON_ROBUST_ATTACKS` (the configuration's training
-       attack is not used).
-    3. A :class:`aatk.baselines.PseudoInputModel` trained on them with the configuration's
-       optimiser and schedule (robust way on the robust set, non-robust way on the
-       non-robust set, standard way on the natural images).
+       non-robust way, labelled with their target
+       ([`aatk.baselines.non_robust_dataset`][aatk.baselines.non_robust_dataset]),
+       with the attack of
+       [`PI_NON_ROBUST_ATTACKS`][aatk.experiments.PI_NON_ROBUST_ATTACKS] (the
+       configuration's training attack is not used).
+    3. A [`aatk.baselines.PseudoInputModel`][aatk.baselines.PseudoInputModel]
+       trained on them with the configuration's optimiser and schedule (robust way
+       on the robust set, non-robust way on the non-robust set, standard way on
+       the natural images).
 
     The datasets are cached in ``out/pseudo_inputs.npz`` (built once; a later call reuses
     them), then training runs in ``out`` like ``aatk train`` (``config.json``, ``log.csv``,
     ``model.keras``; it is not resumable mid-way: an interrupted training starts over).
     Like ``aatk train``, it locks ``out`` and refuses a folder that is neither new, empty,
-    nor a run of this configuration unless ``overwrite`` (:mod:`aatk.runs`).
+    nor a run of this configuration unless ``overwrite`` ([`aatk.runs`][aatk.runs]).
 
     Paper: Section 3.1 ("PI"), Tables 1, 2, 4b; Ilyas et al. (2019), Section 3.
+
+    Args:
+        config: A configuration with method ``"pi"``.
+        st_run: A finished one-way ST run (the non-robust dataset's model).
+        at_run: A finished one-way AT run (the robust dataset's model).
+        out: The run folder.
+        data_dir: Folder of the original dataset files.
+        inversion_steps: Steps of the inversion that builds the robust dataset.
+        inversion_step_size: Its step size.
+        targets: ``"random"`` or ``"deterministic"`` target classes of the non-robust dataset.
+        verbose: Keras progress-bar verbosity while training.
+        overwrite: Start over in ``out``.
+        progress: Show which dataset is being built, on standard error (``True``, ``False``
+            or a ``aatk.progress.Progress``); training shows Keras's own bar.
 
     Returns:
         The trained model (also saved as ``out/model.keras``).
@@ -411,18 +547,18 @@ def pseudo_input_run(
             (out / "pseudo_inputs.npz").unlink(missing_ok=True)
         return _pseudo_input_run_locked(
             config, st_run=st_run, at_run=at_run, out=out, data_dir=data_dir, inversion_steps=inversion_steps,
-            inversion_step_size=inversion_step_size, targets=targets, verbose=verbose,
+            inversion_step_size=inversion_step_size, targets=targets, verbose=verbose, progress=as_progress(progress),
         )
 
 
 def _pseudo_input_run_locked(config: Config, *, st_run, at_run, out: Path, data_dir, inversion_steps,
-                             inversion_step_size, targets, verbose) -> keras.Model:
+                             inversion_step_size, targets, verbose, progress: Progress) -> keras.Model:
     import math
     import os
 
     from aatk.baselines import PseudoInputModel, non_robust_dataset, robust_dataset
     from aatk.runs import atomic_write
-    from aatk.training import build_model, build_optimizer
+    from aatk.training import _EpochLog, _TestSplitAccuracy, build_model, build_optimizer
 
     _, st_model = _load(st_run)
     at_config, at_model = _load(at_run)
@@ -437,11 +573,17 @@ def _pseudo_input_run_locked(config: Config, *, st_run, at_run, out: Path, data_
             parts = {key: stored[key] for key in stored.files}
         if len(parts["y_robust"]) != len(y):
             raise ValueError(f"{cache} was built for {len(parts['y_robust'])} images, not {len(y)}; delete it to rebuild")
+        progress.note(f"the pseudo-input datasets of {len(y)} images are read from {cache}")
     else:
-        x_robust, y_robust = robust_dataset(at_model, x, y, steps=inversion_steps, step_size=inversion_step_size,
-                                            seed=config.seed)
         attack = PGD(**PI_NON_ROBUST_ATTACKS[config.dataset])
-        x_non_robust, y_non_robust = non_robust_dataset(st_model, x, y, attack=attack, targets=targets, seed=config.seed)
+        with progress.bar(2, what="pseudo-input datasets", unit="datasets") as bar:
+            bar.update(0, step=f"robust: inverting {len(y)} images, {inversion_steps} steps")
+            x_robust, y_robust = robust_dataset(at_model, x, y, steps=inversion_steps, step_size=inversion_step_size,
+                                                seed=config.seed)
+            bar.update(1, step=f"non-robust: targeted attack on {len(y)} images, {attack.steps} steps")
+            x_non_robust, y_non_robust = non_robust_dataset(st_model, x, y, attack=attack, targets=targets,
+                                                            seed=config.seed)
+            bar.update(2)
         parts = {"x_robust": x_robust, "y_robust": y_robust, "x_non_robust": x_non_robust, "y_non_robust": y_non_robust}
         temporary = out / ".pseudo_inputs.tmp.npz"
         np.savez(temporary, **parts)
@@ -453,14 +595,16 @@ def _pseudo_input_run_locked(config: Config, *, st_run, at_run, out: Path, data_
     base = build_model(config)
     model = PseudoInputModel(base.encoder_r, base.encoder_n, num_classes=base.num_classes)
     model.compile(optimizer=build_optimizer(config, steps_per_epoch=math.ceil(len(y) / config.batch_size)))
-    x_val, y_val = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=2000)
+    x_test, y_test = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=2000)
+    progress.note(f"training on the natural, robust and non-robust datasets ({len(y)} images each), "
+                  f"{config.epochs} epoch(s)")
     model.fit(
         x=(x, parts["x_robust"], parts["x_non_robust"]),
         y=(y, parts["y_robust"], parts["y_non_robust"]),
         batch_size=config.batch_size,
         epochs=config.epochs,
-        validation_data=(x_val, y_val),
-        callbacks=[keras.callbacks.CSVLogger(str(out / "log.csv"))],
+        # The first 2,000 test images' clean figures as test_* columns, as aatk train logs them.
+        callbacks=[_TestSplitAccuracy(x_test, y_test), _EpochLog(out / "log.csv")],
         verbose=verbose,
     )
     model.save(out / "model.keras")
@@ -477,6 +621,7 @@ def dead_relu_figure(
     every: int = 5,
     probe: int = 512,
     data_dir: str | None = None,
+    progress: bool | Progress = False,
 ) -> Path:
     """Dead ReLUs per layer over the first ``steps`` optimizer steps, for several training recipes.
 
@@ -484,10 +629,23 @@ def dead_relu_figure(
     ``{"training.warmup_steps": 0}``); each is trained from scratch for every seed, on
     the configuration's training images (``training.subset`` if set), with its
     optimiser, learning-rate schedule, method and training attack, one
-    ``train_on_batch`` per step (:func:`aatk.analysis.dead_relus.dead_relu_trajectory`).
+    ``train_on_batch`` per step
+    ([`aatk.analysis.dead_relus.dead_relu_trajectory`][aatk.analysis.dead_relus.dead_relu_trajectory]).
     Dead units are counted on the first ``probe`` training images; the clean accuracy
     of each way on the first 2,000 test images after the last step goes in the panel
     titles. Writes ``out/dead-relus.json`` and ``out/dead-relus.png``.
+
+    Args:
+        config_path: The configuration file to train from.
+        out: Output folder.
+        variants: ``(label, overrides)`` pairs.
+        seeds: Seeds; every variant is trained once per seed.
+        steps: Optimizer steps.
+        every: Count dead units every N steps.
+        probe: Training images the dead units are counted on.
+        data_dir: Folder of the original dataset files.
+        progress: Show a bar over the (variant, seed) trainings on standard error (``True``,
+            ``False`` or a ``aatk.progress.Progress``).
 
     Returns:
         The PNG's path.
@@ -503,33 +661,36 @@ def dead_relu_figure(
 
     if not variants or not seeds:
         raise ValueError("give at least one variant and one seed")
+    progress = as_progress(progress)
     data = read_config_data(config_path)  # read once: every variant derives from the same text
     base = with_overrides(data, source=str(config_path))
     x, y = datasets.load_arrays(base.dataset, "train", data_dir=data_dir, subset=base.subset or None)
     x_test, y_test = datasets.load_arrays(base.dataset, "test", data_dir=data_dir, subset=2000)
     results: dict = {}
     record: dict = {"config": str(config_path), "steps": steps, "every": every, "probe": probe, "variants": {}}
-    for label, overrides in variants:
-        record["variants"][label] = {"overrides": dict(overrides), "seeds": {}}
-        for seed in seeds:
-            config = with_overrides(data, {**overrides, "experiment.seed": int(seed)}, source=str(config_path))
-            print(f"dead ReLUs: {label!r}, seed {seed}: {steps} steps", flush=True)
-            keras.utils.set_random_seed(config.seed)
-            model = build_model(config)
-            model.compile(
-                optimizer=build_optimizer(config, steps_per_epoch=math.ceil(len(x) / config.batch_size)),
-                method=config.method,
-                attack=config.make_train_attack(),
-                attack_warmup_steps=config.attack_warmup_steps,
-                keep=config.keep,
-            )
-            trajectory = dead_relu_trajectory(
-                model, x, y, probe=x[:probe], steps=steps, batch_size=config.batch_size, every=every, seed=config.seed
-            )
-            clean = attacked_accuracies(model, x_test, y_test, config.make_train_attack(), ways=())
-            trajectory["accuracy"] = {"standard": clean["S"], "robust": clean["R"], "non_robust": clean["N"]}
-            results.setdefault(label, {})[str(seed)] = trajectory
-            record["variants"][label]["seeds"][str(seed)] = trajectory
+    with progress.bar(len(variants) * len(seeds), what="dead ReLUs", unit="trainings") as bar:
+        for label, overrides in variants:
+            record["variants"][label] = {"overrides": dict(overrides), "seeds": {}}
+            for seed in seeds:
+                config = with_overrides(data, {**overrides, "experiment.seed": int(seed)}, source=str(config_path))
+                bar.update(bar.done, step=f"{label!r}, seed {seed}: {steps} steps")
+                keras.utils.set_random_seed(config.seed)
+                model = build_model(config)
+                model.compile(
+                    optimizer=build_optimizer(config, steps_per_epoch=math.ceil(len(x) / config.batch_size)),
+                    method=config.method,
+                    attack=config.make_train_attack(),
+                    attack_warmup_steps=config.attack_warmup_steps,
+                    keep=config.keep,
+                )
+                trajectory = dead_relu_trajectory(
+                    model, x, y, probe=x[:probe], steps=steps, batch_size=config.batch_size, every=every, seed=config.seed
+                )
+                clean = attacked_accuracies(model, x_test, y_test, config.make_train_attack(), ways=())
+                trajectory["accuracy"] = {"standard": clean["S"], "robust": clean["R"], "non_robust": clean["N"]}
+                results.setdefault(label, {})[str(seed)] = trajectory
+                record["variants"][label]["seeds"][str(seed)] = trajectory
+                bar.update(bar.done + 1)
     _write_json(Path(out) / "dead-relus.json", record)
     return plot_dead_relus(
         results, Path(out) / "dead-relus.png",

@@ -33,7 +33,7 @@ INITS = ("keras", "pytorch")
 
 
 def check_init(init: str) -> str:
-    """Returns ``init`` if it names one of :data:`INITS`, else raises ValueError."""
+    """Returns ``init`` if it names one of [`INITS`][aatk.initializers.INITS], else raises ValueError."""
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     return init
@@ -58,7 +58,7 @@ def dense_kwargs(init: str, *, fan_in: int) -> dict[str, Any]:
 
     ``"pytorch"``: PyTorch's ``nn.Linear`` default (kernel and bias U(±1/√fan_in)).
 
-    Example:
+    Examples:
         >>> sorted(dense_kwargs("pytorch", fan_in=400))
         ['bias_initializer', 'kernel_initializer']
         >>> dense_kwargs("keras", fan_in=400)

@@ -10,7 +10,7 @@ z_n (Eq. 4); a shared head f classifies their combination in three ways (Eq. 5):
 The zeroed half is a constant, not a function of x (an intervention do(z) = 0).
 ``train_step`` follows Algorithm 1: attacks run first, in inference mode, and
 give constant adversarial inputs and labels; then one gradient of the weights
-is taken through the objectives of :mod:`aatk.objectives`.
+is taken through the objectives of [`aatk.objectives`][aatk.objectives].
 """
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ WAYS = ("standard", "robust", "non_robust")
 _SHORT = {"standard": "s", "robust": "r", "non_robust": "n"}
 
 DEFAULT_INPUT_RANGE = (0.0, 1.0)
-"""The inputs a :class:`ThreeWayModel` accepts unless compiled otherwise: images scaled to [0, 1]."""
+"""The inputs a [`ThreeWayModel`][aatk.model.ThreeWayModel] accepts unless compiled otherwise: images scaled to [0, 1]."""
 
 
 def check_way(way: str) -> str:
-    """Returns ``way`` if it names one of :data:`WAYS`, else raises ValueError."""
+    """Returns ``way`` if it names one of [`WAYS`][aatk.model.WAYS], else raises ValueError."""
     if way not in WAYS:
         raise ValueError(f"way must be one of {WAYS}, got {way!r}")
     return way
@@ -79,6 +79,20 @@ def _declared_input_shape(encoder: keras.layers.Layer) -> tuple | None:
     if not inputs:
         return None
     return tuple(inputs[0].shape[1:])
+
+
+def _encoder_output_shape(encoder: keras.layers.Layer, *, input_shape: tuple) -> tuple:
+    """The output shape of ``encoder`` on inputs of ``input_shape`` (batch first), building it if need be.
+
+    An encoder that is not built yet (a ``keras.Sequential`` without ``keras.Input``, a
+    subclassed layer) is called on a symbolic input, which builds it the way Keras builds
+    any layer on its first call: ``compute_output_spec`` alone would run the layers of an
+    unbuilt Sequential one by one with arguments some of them do not take.
+    """
+    inputs = keras.KerasTensor(input_shape)
+    if encoder.built:
+        return tuple(encoder.compute_output_spec(inputs).shape)
+    return tuple(encoder(inputs).shape)
 
 
 def check_input_range(input_range: Any) -> tuple[float, float] | None:
@@ -218,8 +232,9 @@ class InputChecks:
                 labels, if any, are not read and not checked).
 
         Raises:
-            ValueError: As :meth:`check_arrays`, on a missing label when ``labels`` is
-                true, or on sample weights.
+            ValueError: As
+                [`check_arrays`][aatk.model.InputChecks.check_arrays], on a
+                missing label when ``labels`` is true, or on sample weights.
         """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
         if not labels:
@@ -312,7 +327,7 @@ class ThreeWayModel(keras.Model):
             (both encoders must then have the same width).
         init: Initialisation of the head: ``"keras"`` (Glorot-uniform kernels, zero
             biases) or ``"pytorch"`` (``nn.Linear``'s default, kernel and bias
-            U(±1/√fan_in), as the paper's PyTorch head had; :mod:`aatk.initializers`).
+            U(±1/√fan_in), as the paper's PyTorch head had; [`aatk.initializers`][aatk.initializers]).
             The encoders are initialised by whoever builds them.
         **kwargs: Passed to ``keras.Model`` (e.g. ``name``).
 
@@ -321,7 +336,7 @@ class ThreeWayModel(keras.Model):
             if ``num_classes`` < 2, if ``hidden`` is not a positive integer, or if
             ``init`` is unknown.
 
-    Example:
+    Examples:
         >>> enc = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu")])
         >>> model = ThreeWayModel(enc(), enc(), num_classes=3)
         >>> tuple(model(np.zeros((2, 4), "float32"), way="robust").shape)
@@ -391,7 +406,7 @@ class ThreeWayModel(keras.Model):
         input_shape = tuple(input_shape)
         widths = []
         for name, encoder in (("encoder_r", self.encoder_r), ("encoder_n", self.encoder_n)):
-            output_shape = tuple(encoder.compute_output_spec(keras.KerasTensor(input_shape)).shape)
+            output_shape = _encoder_output_shape(encoder, input_shape=input_shape)
             if len(output_shape) != 2 or output_shape[1] is None:
                 raise ValueError(
                     f"{name} must output vectors of shape (batch, H), got {output_shape}; "
@@ -453,7 +468,7 @@ class ThreeWayModel(keras.Model):
         )
 
     def many_way_logits(self, requests: Iterable[tuple[Tensor, Iterable[str]]], *, training: bool | None = None) -> list:
-        """:meth:`way_logits` for several batches, each encoder and the head run once on all of them.
+        """[`way_logits`][aatk.model.ThreeWayModel.way_logits] for several batches, each encoder and the head run once on all of them.
 
         One large batch through each network costs less than several small ones (fewer
         kernel launches, better-filled matrix products). Fusing is exact when every
@@ -501,7 +516,7 @@ class ThreeWayModel(keras.Model):
 
         Args:
             x: A batch of inputs.
-            ways: Which of :data:`WAYS` to compute.
+            ways: Which of [`WAYS`][aatk.model.WAYS] to compute.
             training: Training mode of the encoders (dropout, BatchNorm).
 
         Returns:
@@ -557,9 +572,10 @@ class ThreeWayModel(keras.Model):
             keep: Which adversarial examples of the standard and non-robust ways make
                 pseudo-pairs (L_AS, L_AN): ``"misclassified"``, every x_adv with ŷ ≠ y
                 (Algorithm 1), or ``"flipped"``, only those whose clean input the
-                attacked way classified correctly (:func:`aatk.objectives.adversarial_labels`).
+                attacked way classified correctly
+                ([`aatk.objectives.adversarial_labels`][aatk.objectives.adversarial_labels]).
             input_range: The ``(low, high)`` range every input of ``fit``, ``evaluate``,
-                ``predict`` and :func:`aatk.evaluate` must lie in; the default (0, 1) is
+                ``predict`` and [`aatk.evaluate`][aatk.evaluation.evaluate] must lie in; the default (0, 1) is
                 that of images scaled by 1/255, and catches unscaled images whether or
                 not an attack is compiled. ``None`` accepts unbounded inputs (e.g. the
                 Gaussian toy of Appendix A.2). Inputs of an integer dtype are refused
@@ -714,9 +730,10 @@ class ThreeWayModel(keras.Model):
         """Mean over the batch of the sum of the active terms; also the clean logits.
 
         The clean batch and every adversarial batch go through the networks together
-        (see :meth:`many_way_logits`). The clean batch goes only through the ways a
-        clean term needs: a one-way AT baseline trains on adversarial examples alone,
-        and its clean accuracies come from validation instead of an extra forward pass.
+        (see [`many_way_logits`][aatk.model.ThreeWayModel.many_way_logits]). The clean
+        batch goes only through the ways a clean term needs: a one-way AT baseline
+        trains on adversarial examples alone, and its clean accuracies come from
+        validation instead of an extra forward pass.
         """
         clean_ways = WAYS if "st" in self.terms else tuple(
             way for way, term in (("robust", "st_r"), ("non_robust", "st_n")) if term in self.terms
@@ -759,7 +776,7 @@ class ThreeWayModel(keras.Model):
 
     def train_step(self, *args):
         """Algorithm 1 for one batch; ``args`` is what the backend's trainer passes
-        (``data``, or ``state, data`` under JAX: see :func:`aatk.backend.stateful_step`)."""
+        (``data``, or ``state, data`` under JAX: see [`aatk.backend.stateful_step`][aatk.backend])."""
         return backend.stateful_step(self, self._stateful_train_step, *args)
 
     def test_step(self, *args):
@@ -844,8 +861,9 @@ class ThreeWayModel(keras.Model):
         Raises:
             ValueError: On the wrong rank or per-example shape (e.g. channel count),
                 an integer or non-numeric dtype, non-finite values, values outside the
-                attack's bounds or the model's ``input_range`` (see :meth:`compile`),
-                labels that are not integers in [0, C), or a label count that does not match.
+                attack's bounds or the model's ``input_range`` (see
+                [`compile`][aatk.model.ThreeWayModel.compile]), labels that are not integers
+                in [0, C), or a label count that does not match.
         """
         self.input_checks().check_arrays(x, y, name=name)
 
@@ -867,7 +885,9 @@ class ThreeWayModel(keras.Model):
             ``x``, or a checking wrapper of it for datasets, generators and PyDatasets.
 
         Raises:
-            ValueError: As :meth:`validate_inputs`, for arrays and first batches.
+            ValueError: As
+                [`validate_inputs`][aatk.model.ThreeWayModel.validate_inputs],
+                for arrays and first batches.
         """
         if x is None:
             return x
@@ -909,7 +929,7 @@ class ThreeWayModel(keras.Model):
             self.build((None, *shape[1:]))
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """``keras.Model.fit`` after checking the data; see :meth:`validate_inputs`.
+        """``keras.Model.fit`` after checking the data; see [`validate_inputs`][aatk.model.ThreeWayModel.validate_inputs].
 
         Arrays are checked whole before training starts. A ``tf.data.Dataset`` is
         checked by its first batch before training starts, and every later batch in
@@ -920,10 +940,11 @@ class ThreeWayModel(keras.Model):
         Nothing is clipped: a bad batch stops training with an error.
 
         Raises:
-            ValueError: If not compiled; before the first step, as :meth:`validate_inputs`
-                for arrays (and ``validation_data``) and the first batch of anything else;
-                on a later bad batch of a generator or PyDataset (under TensorFlow, Keras
-                draws those in a ``tf.data`` pipeline, which re-raises the error as a
+            ValueError: If not compiled; before the first step, as
+                [`validate_inputs`][aatk.model.ThreeWayModel.validate_inputs] for arrays
+                (and ``validation_data``) and the first batch of anything else; on a later
+                bad batch of a generator or PyDataset (under TensorFlow, Keras draws those
+                in a ``tf.data`` pipeline, which re-raises the error as a
                 ``tf.errors.InvalidArgumentError`` with the same message, as it does for
                 the checks of a ``tf.data.Dataset``'s later batches).
         """
@@ -943,11 +964,14 @@ class ThreeWayModel(keras.Model):
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """``keras.Model.evaluate`` (clean L_ST and accuracies) after checking the data as :meth:`fit` does.
+        """``keras.Model.evaluate`` (clean L_ST and accuracies) after checking the data as [`fit`][aatk.model.ThreeWayModel.fit] does.
 
         Raises:
-            ValueError: As :meth:`validate_inputs`, before the first batch is evaluated (on
-                missing labels too); a later bad batch stops evaluation as in :meth:`fit`.
+            ValueError: As
+                [`validate_inputs`][aatk.model.ThreeWayModel.validate_inputs],
+                before the first batch is evaluated (on missing labels too); a
+                later bad batch stops evaluation as in
+                [`fit`][aatk.model.ThreeWayModel.fit].
         """
         if kwargs.get("_use_cached_eval_dataset"):  # fit's validation data, checked by fit
             return super().evaluate(x, y, *args, **kwargs)
@@ -958,11 +982,15 @@ class ThreeWayModel(keras.Model):
     def predict(self, x, *args, **kwargs):
         """``keras.Model.predict`` (logits of the standard way) after checking the inputs.
 
-        Labels in the data, if any, are not read. See :meth:`fit` for how each kind of data is checked.
+        Labels in the data, if any, are not read. See
+        [`fit`][aatk.model.ThreeWayModel.fit] for how each kind of data is
+        checked.
 
         Raises:
-            ValueError: As :meth:`validate_inputs` for the inputs, before the first batch;
-                a later bad batch stops prediction as in :meth:`fit`.
+            ValueError: As
+                [`validate_inputs`][aatk.model.ThreeWayModel.validate_inputs]
+                for the inputs, before the first batch; a later bad batch stops
+                prediction as in [`fit`][aatk.model.ThreeWayModel.fit].
         """
         x = self._checked_data(x, None, name="x", labels=False)
         with backend.state_kept_on_error(self):
@@ -976,7 +1004,7 @@ class ThreeWayModel(keras.Model):
                 self.optimizer.build(self.trainable_variables)
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
-        """``keras.Model.train_on_batch`` after checking the batch (see :meth:`validate_inputs`)."""
+        """``keras.Model.train_on_batch`` after checking the batch (see [`validate_inputs`][aatk.model.ThreeWayModel.validate_inputs])."""
         if not self.compiled:
             raise ValueError("call compile(optimizer=..., method=..., attack=...) before train_on_batch")
         if not self.built:
@@ -988,14 +1016,14 @@ class ThreeWayModel(keras.Model):
         return super().train_on_batch(x, y, *args, **kwargs)
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
-        """``keras.Model.test_on_batch`` after checking the batch (see :meth:`validate_inputs`)."""
+        """``keras.Model.test_on_batch`` after checking the batch (see [`validate_inputs`][aatk.model.ThreeWayModel.validate_inputs])."""
         if y is None:
             raise ValueError("test_on_batch needs labels y (integer class indices)")
         self.validate_inputs(x, y)
         return super().test_on_batch(x, y, *args, **kwargs)
 
     def predict_on_batch(self, x):
-        """``keras.Model.predict_on_batch`` after checking the inputs (see :meth:`validate_inputs`)."""
+        """``keras.Model.predict_on_batch`` after checking the inputs (see [`validate_inputs`][aatk.model.ThreeWayModel.validate_inputs])."""
         self.validate_inputs(x)
         return super().predict_on_batch(x)
 

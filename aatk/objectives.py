@@ -3,7 +3,7 @@
 Every function returns *per-example* losses (shape (batch,)); the train step
 averages their sum over the batch. Labels are integer class indices. Adversarial
 inputs and adversarial labels enter as constants: they are produced by an attack
-outside the gradient computation (Algorithm 1), and :func:`adversarial_labels`
+outside the gradient computation (Algorithm 1), and [`adversarial_labels`][aatk.objectives.adversarial_labels]
 stops any gradient through the argmax.
 
 Paper: Section 2.3, Eq. 6–11, Algorithm 1.
@@ -66,7 +66,8 @@ def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
 
 KEEP_RULES = ("misclassified", "flipped")
 """Which adversarial examples make pseudo-pairs: every misclassified one (Algorithm 1), or
-only those of inputs the attacked way classified correctly (:func:`adversarial_labels`)."""
+only those of inputs the attacked way classified correctly
+([`adversarial_labels`][aatk.objectives.adversarial_labels])."""
 
 
 def adversarial_labels(
@@ -88,7 +89,7 @@ def adversarial_labels(
     Returns:
         ``(predicted, kept)``: int32 labels ŷ and a float32 mask, both shape (batch,).
 
-    Example:
+    Examples:
         >>> from keras import ops
         >>> adv = ops.convert_to_tensor([[0.0, 2.0], [3.0, 0.0], [0.0, 1.0]])
         >>> clean = ops.convert_to_tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
@@ -179,13 +180,13 @@ def L_one_way(logits: Tensor, labels: Tensor) -> Tensor:
 def resolve_weights(method: str | Iterable[str]) -> dict[str, float]:
     """The terms of a method with their weights in the total loss.
 
-    Paper methods and subsets of :data:`TERMS` weigh every term 1 (Eq. 8, Eq. 11);
-    the one-way baselines of :data:`BASELINES` are weighted sums of their own terms.
+    Paper methods and subsets of [`TERMS`][aatk.objectives.TERMS] weigh every term 1 (Eq. 8, Eq. 11);
+    the one-way baselines of [`BASELINES`][aatk.objectives.BASELINES] are weighted sums of their own terms.
 
     Raises:
-        ValueError: As :func:`resolve_method`.
+        ValueError: As [`resolve_method`][aatk.objectives.resolve_method].
 
-    Example:
+    Examples:
         >>> resolve_weights("1way-at-half")
         {'st_r': 1.0, 'ar': 1.0}
     """
@@ -195,7 +196,7 @@ def resolve_weights(method: str | Iterable[str]) -> dict[str, float]:
 
 
 def resolve_method(method: str | Iterable[str]) -> tuple[str, ...]:
-    """The loss terms of a method name or of an explicit subset of :data:`TERMS`.
+    """The loss terms of a method name or of an explicit subset of [`TERMS`][aatk.objectives.TERMS].
 
     Args:
         method: ``"st"``, ``"aat"``, ``"aat++"``, or an iterable of term names such
@@ -208,7 +209,7 @@ def resolve_method(method: str | Iterable[str]) -> tuple[str, ...]:
         ValueError: On an unknown method or term, an empty subset, ``None``, or a dict
             of weighted terms (not supported: every term weighs 1).
 
-    Example:
+    Examples:
         >>> resolve_method("aat++")
         ('st', 'as', 'ar', 'an')
         >>> resolve_method(["an", "st"])

@@ -12,9 +12,10 @@ Table 5) and ``MultiStepLR``. Keras's SGD differs in two ways that matter:
   while the rate is constant and differ just after a milestone, where PyTorch's old
   momentum is scaled by the new rate at once.
 
-:class:`TorchSGD` is ``torch.optim.SGD`` (no dampening, no Nesterov) in Keras.
-:class:`PiecewiseConstantWithWarmup` is ``MultiStepLR`` on steps (the rate changes
-exactly at the first step of a milestone epoch), optionally with a linear warm-up.
+[`TorchSGD`][aatk.optim.TorchSGD] is ``torch.optim.SGD`` (no dampening, no Nesterov) in Keras.
+[`PiecewiseConstantWithWarmup`][aatk.optim.PiecewiseConstantWithWarmup] is
+``MultiStepLR`` on steps (the rate changes exactly at the first step of a
+milestone epoch), optionally with a linear warm-up.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from keras import ops
 __all__ = ["OPTIMIZERS", "PiecewiseConstantWithWarmup", "TorchSGD"]
 
 OPTIMIZERS = ("sgd-pytorch", "sgd-keras")
-"""Optimiser names of a configuration: :class:`TorchSGD` or ``keras.optimizers.SGD``."""
+"""Optimiser names of a configuration: [`TorchSGD`][aatk.optim.TorchSGD] or ``keras.optimizers.SGD``."""
 
 
 @keras.saving.register_keras_serializable(package="aatk")
@@ -49,7 +50,8 @@ class TorchSGD(keras.optimizers.Optimizer):
     from YOPO's ``SGDOptimizerMaker``, a ``torch.optim.SGD``).
 
     Args:
-        learning_rate: A float or a ``keras.optimizers.schedules.LearningRateSchedule``.
+        learning_rate: A float or a ``LearningRateSchedule`` (from
+            ``keras.optimizers.schedules``).
         momentum: μ in [0, 1).
         weight_decay: wd ≥ 0 (PyTorch's meaning: added to the gradient).
         name: Name of the optimizer.
@@ -59,7 +61,7 @@ class TorchSGD(keras.optimizers.Optimizer):
     Raises:
         ValueError: If momentum is not in [0, 1) or weight_decay is negative or not finite.
 
-    Example:
+    Examples:
         >>> w = keras.Variable([1.0])
         >>> sgd = TorchSGD(learning_rate=0.1, momentum=0.9, weight_decay=0.5)
         >>> sgd.apply([keras.ops.convert_to_tensor([0.0])], [w])   # g = 0 + 0.5·1; w = 1 − 0.1·0.5
@@ -135,7 +137,7 @@ class PiecewiseConstantWithWarmup(keras.optimizers.schedules.LearningRateSchedul
         ValueError: On boundaries that are not increasing positive integers, a wrong
             number of values, a non-positive or non-finite rate, or warmup_steps < 0.
 
-    Example:
+    Examples:
         >>> schedule = PiecewiseConstantWithWarmup(boundaries=[4], values=[0.1, 0.01], warmup_steps=2)
         >>> tuple(round(float(schedule(s)), 4) for s in range(6))
         (0.05, 0.1, 0.1, 0.1, 0.01, 0.01)

@@ -15,19 +15,20 @@ A run folder written by ``aatk train`` holds
 
 The guarantees, each tested (``tests/aatk_cli/test_run_folders.py``):
 
-1. One process at a time: :func:`locked` holds an exclusive lock for a whole command; a
+1. One process at a time: [`locked`][aatk.runs.locked] holds an exclusive lock for a whole command; a
    second ``aatk train`` or ``aatk evaluate`` on the folder fails at once, naming the
    holder's pid. The lock dies with its process, so a killed run never leaves a stale lock.
-2. Never into someone else's folder: :func:`check_run_folder` refuses a non-empty folder
-   that is not a run of the same configuration (``overwrite=True`` / ``--overwrite``
+2. Never into someone else's folder:
+   [`check_run_folder`][aatk.runs.check_run_folder] refuses a non-empty folder that
+   is not a run of the same configuration (``overwrite=True`` / ``--overwrite``
    replaces only aatk's own run files there).
 3. A checkpoint is used only with its own record: same fingerprint, same SHA-256, and an
    optimizer that has taken exactly ``epochs_done × steps_per_epoch`` steps; a damaged or
    foreign checkpoint is named in a warning and the previous one is used instead.
 4. Every file is written to a temporary name, flushed to disk (``fsync``) and renamed, so a
    kill at any moment leaves either the old or the new file; logs are cut back to the
-   epochs of the checkpoint a run resumes from (:func:`trim_epoch_rows`).
-5. Writability is checked before any work (:func:`locked` writes the lock file first).
+   epochs of the checkpoint a run resumes from ([`trim_epoch_rows`][aatk.runs.trim_epoch_rows]).
+5. Writability is checked before any work ([`locked`][aatk.runs.locked] writes the lock file first).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ import numpy as np
 __all__ = [
     "CHECKPOINT_DIR",
     "RUN_FILES",
+    "TENSORBOARD_DIR",
     "Checkpoint",
     "RunError",
     "RunLockedError",
@@ -74,8 +76,11 @@ CHECKPOINT_DIR = "checkpoints"
 
 LOCK_FILE = ".lock"
 
+TENSORBOARD_DIR = "tensorboard"
+"""Where ``aatk train --tensorboard`` writes TensorBoard's event files in a run folder."""
+
 RUN_FILES = ("config.json", "state.json", "checkpoint.keras", CHECKPOINT_DIR, "log.csv", "monitor.csv",
-             "model.keras", "eval-*.json", "eval-*.md")
+             "model.keras", "eval-*.json", "eval-*.md", TENSORBOARD_DIR)
 """aatk's own files in a run folder (glob patterns): what ``--overwrite`` replaces."""
 
 _RECORD_KEYS = ("epochs_done", "fingerprint", "rng", "checkpoint", "sha256")
@@ -244,7 +249,7 @@ def _not_writable(folder: Path, error: OSError) -> str:
 
 
 def config_fingerprint(config) -> str:
-    """Identifies a run's configuration (an :class:`aatk.configs.Config`). The epoch count is
+    """Identifies a run's configuration (an [`aatk.configs.Config`][aatk.configs.Config]). The epoch count is
     left out so that a finished run can be trained further with a larger ``--epochs`` (the
     milestones are absolute), and so is ``[monitor]`` (it reads the model only)."""
     described = config.as_dict()
@@ -263,7 +268,7 @@ def check_run_folder(folder: str | Path, config, *, overwrite: bool = False) -> 
 
     Accepted: a folder that does not exist or is empty, and a run of the same
     configuration (same fingerprint; to resume or to train further). With ``overwrite``,
-    any folder (its aatk run files are then replaced by :func:`remove_run_files`).
+    any folder (its aatk run files are then replaced by [`remove_run_files`][aatk.runs.remove_run_files]).
 
     Raises:
         RunError: If ``folder`` is a file, holds files but no run (no ``config.json``),
@@ -304,7 +309,7 @@ def check_run_folder(folder: str | Path, config, *, overwrite: bool = False) -> 
 
 
 def remove_run_files(folder: str | Path) -> list[str]:
-    """Deletes aatk's own run files (:data:`RUN_FILES`) in ``folder``; other files stay.
+    """Deletes aatk's own run files ([`RUN_FILES`][aatk.runs.RUN_FILES]) in ``folder``; other files stay.
 
     Returns:
         The names removed.
@@ -332,6 +337,9 @@ class Checkpoint:
     epochs_done: int
     rng: dict
     path: Path
+    data_order: str | None = None
+    """How the run drew its batches (``"tf.data"`` or ``"numpy"``); None in records written
+    before aatk recorded it."""
 
 
 def _checkpoint_paths(folder: Path, epochs_done: int) -> tuple[Path, Path]:
@@ -339,7 +347,10 @@ def _checkpoint_paths(folder: Path, epochs_done: int) -> tuple[Path, Path]:
     return stem.with_suffix(".keras"), stem.with_suffix(".json")
 
 
-def write_checkpoint(model, folder: str | Path, *, epochs_done: int, fingerprint: str, rng: dict, keep: int = 2) -> Path:
+def write_checkpoint(
+    model, folder: str | Path, *, epochs_done: int, fingerprint: str, rng: dict, keep: int = 2,
+    data_order: str | None = None,
+) -> Path:
     """Saves the model after ``epochs_done`` epochs with its record, then ``state.json``.
 
     Order (each step durable before the next): the ``.keras`` file under a temporary name,
@@ -366,6 +377,8 @@ def write_checkpoint(model, folder: str | Path, *, epochs_done: int, fingerprint
         "checkpoint": f"{CHECKPOINT_DIR}/{keras_path.name}",
         "sha256": _sha256(keras_path),
     }
+    if data_order is not None:
+        record["data_order"] = data_order
     text = json.dumps(record, indent=2)
     atomic_write(record_path, text)
     atomic_write(folder / "state.json", text)
@@ -402,14 +415,14 @@ def latest_checkpoint(
     A checkpoint is usable when its record is valid JSON with every field, its ``.keras``
     file has the recorded SHA-256 and loads, and the loaded optimizer has taken
     ``epochs_done × steps_per_epoch`` steps. Each unusable one is named in a
-    :class:`RunWarning` and the next older one is tried. A run folder of the single-file
+    [`RunWarning`][aatk.runs.RunWarning] and the next older one is tried. A run folder of the single-file
     layout (``state.json`` + ``checkpoint.keras``) is read too.
 
     Args:
         folder: The run folder.
-        fingerprint: The configuration's fingerprint (:func:`config_fingerprint`).
+        fingerprint: The configuration's fingerprint ([`config_fingerprint`][aatk.runs.config_fingerprint]).
         steps_per_epoch: Optimizer steps of one epoch.
-        load: Loads a ``.keras`` file (default :func:`load_model_file`).
+        load: Loads a ``.keras`` file (default [`load_model_file`][aatk.runs.load_model_file]).
 
     Raises:
         RunError: If a record belongs to another configuration (another fingerprint), or
@@ -456,7 +469,8 @@ def latest_checkpoint(
             problems.append(str(error))
             warnings.warn(f"{error}; trying the previous checkpoint", RunWarning, stacklevel=2)
             continue
-        return Checkpoint(model=model, epochs_done=epochs_done, rng=record.get("rng", {}), path=checkpoint_path)
+        return Checkpoint(model=model, epochs_done=epochs_done, rng=record.get("rng", {}), path=checkpoint_path,
+                          data_order=record.get("data_order"))
     if problems:
         raise RunError(
             f"{folder} has no usable checkpoint ({'; '.join(problems)}); pass --overwrite "

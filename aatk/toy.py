@@ -1,10 +1,10 @@
 """AAT on the toy distribution of Proposition 1, where the truth is known exactly.
 
 ``python -m aatk.toy`` samples the distribution of Eq. 16 (p = 0.8, d = 7,
-η = (0.01 ×4, 1 ×3)) from :mod:`theory`, trains a :class:`~aatk.ThreeWayModel`
+η = (0.01 ×4, 1 ×3)) from `theory`, trains a [`ThreeWayModel`][aatk.model.ThreeWayModel]
 with small MLP encoders by AAT++ against an ℓ∞ PGD with ε = 0.02 (unbounded
-inputs), evaluates it with :func:`aatk.evaluate`, and prints the measured figures
-beside the exact optima computed by :mod:`theory.exact`:
+inputs), evaluates it with [`aatk.evaluate`][aatk.evaluation.evaluate], and prints the measured figures
+beside the exact optima computed by [`theory.exact`][theory.exact]:
 
 * the standard way should approach the Bayes-optimal accuracy (h₀'s, Eq. 17);
 * the robust way under attack should approach the best robust accuracy (h₁'s);

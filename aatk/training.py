@@ -1,6 +1,6 @@
 """Training runs from a configuration: resumable, reproducible, logged.
 
-A run lives in one folder (:mod:`aatk.runs` describes it and what is guaranteed): the
+A run lives in one folder ([`aatk.runs`][aatk.runs] describes it and what is guaranteed): the
 resolved configuration (``config.json``), a checkpoint written atomically at the end of
 every epoch (``checkpoints/epoch-NNNN.keras`` with its record; ``state.json`` names the
 newest), the per-epoch log (``log.csv``) and, at the end, the trained model
@@ -13,10 +13,10 @@ checkpoint, and TensorFlow runs with deterministic ops.
 
 Without TensorFlow (``KERAS_BACKEND=jax`` on a machine that has only JAX) both
 datasets still train, from NumPy arrays, each epoch's order drawn by
-:func:`epoch_order` and CIFAR-10's augmentation by
-:func:`aatk.datasets.pad_crop_flip_numpy`; those draws differ from the ``tf.data``
-ones, so such a run is reproducible but not batch-for-batch identical to a run where
-TensorFlow is installed.
+[`epoch_order`][aatk.training.epoch_order] and CIFAR-10's augmentation by
+[`aatk.datasets.pad_crop_flip_numpy`][aatk.datasets.pad_crop_flip_numpy]; those
+draws differ from the ``tf.data`` ones, so such a run is reproducible but not
+batch-for-batch identical to a run where TensorFlow is installed.
 
 Besides ``log.csv`` (the Keras metrics of every epoch plus its ``learning_rate`` — the
 rate of its last step — and ``epoch_seconds``), a configuration with
@@ -43,7 +43,9 @@ from aatk.attacks import PGD
 from aatk.configs import PSEUDO_INPUT_METHOD, Config
 from aatk.model import ThreeWayModel
 from aatk.optim import PiecewiseConstantWithWarmup, TorchSGD
+from aatk.progress import Progress
 from aatk.runs import (
+    TENSORBOARD_DIR,
     RunError,
     atomic_write,
     check_run_folder,
@@ -116,7 +118,7 @@ def with_dtype_policy(model: keras.Model, name: str) -> keras.Model:
 
 
 def build_model(config: Config) -> ThreeWayModel:
-    """Two encoders of the configured backbone, combined into a :class:`ThreeWayModel`,
+    """Two encoders of the configured backbone, combined into a [`ThreeWayModel`][aatk.model.ThreeWayModel],
     initialised as ``training.init`` says and computing in ``training.dtype``."""
     meta = datasets.info(config.dataset)
     with dtype_policy(config.dtype):
@@ -132,12 +134,13 @@ def build_optimizer(config: Config, *, steps_per_epoch: int) -> keras.optimizers
 
     The rate is multiplied by ``gamma`` at the first step of each milestone epoch
     (PyTorch's ``MultiStepLR``), after a linear warm-up over ``training.warmup_steps``
-    steps if there is one (:class:`aatk.optim.PiecewiseConstantWithWarmup`).
+    steps if there is one
+    ([`aatk.optim.PiecewiseConstantWithWarmup`][aatk.optim.PiecewiseConstantWithWarmup]).
     ``training.optimizer = "sgd-pytorch"`` is ``torch.optim.SGD``'s update, weight decay
-    added to the gradient before momentum (:class:`aatk.optim.TorchSGD`), as the paper's
-    code ran; ``"sgd-keras"`` is ``keras.optimizers.SGD``, whose decoupled weight decay
-    (w ← w − lr·wd·w) is about ten times weaker at momentum 0.9. ``training.clipnorm``
-    > 0 rescales a step's gradient to that global norm when it is longer
+    added to the gradient before momentum ([`aatk.optim.TorchSGD`][aatk.optim.TorchSGD]), as
+    the paper's code ran; ``"sgd-keras"`` is ``keras.optimizers.SGD``, whose decoupled weight
+    decay (w ← w − lr·wd·w) is about ten times weaker at momentum 0.9.
+    ``training.clipnorm`` > 0 rescales a step's gradient to that global norm when it is longer
     (``torch.nn.utils.clip_grad_norm_``'s rule; not in the paper), before the decay is added.
     """
     boundaries = [m * steps_per_epoch for m in config.milestones]
@@ -197,6 +200,111 @@ def epoch_batches(
         return batches
 
     return tf.data.Dataset.from_tensor_slices(tf.constant(list(epochs), dtype=tf.int64)).flat_map(one_epoch).prefetch(2)
+
+
+def _numpy_epoch_batches(
+    x: np.ndarray, y: np.ndarray, *, epochs: range, batch_size: int, seed: int, augment: bool
+):
+    """The batches of the given epochs without TensorFlow: a generator over NumPy arrays,
+    each epoch's order from [`epoch_order`][aatk.training.epoch_order] and CIFAR-10's
+    augmentation drawn from (seed, epoch), so that, as with
+    [`epoch_batches`][aatk.training.epoch_batches], a resumed run sees exactly the batches an
+    uninterrupted one would."""
+    for epoch in epochs:
+        order = epoch_order(len(x), seed=seed, epoch=epoch)
+        x_epoch, y_epoch = x[order], y[order]
+        if augment:
+            x_epoch = datasets.pad_crop_flip_numpy(x_epoch, rng=np.random.default_rng([seed, epoch, 1]))
+        for start in range(0, len(x_epoch), batch_size):
+            yield x_epoch[start : start + batch_size], y_epoch[start : start + batch_size]
+
+
+def _say(verbose: int | str, message: str) -> None:
+    """Prints a line about the run unless Keras's progress output is off (``verbose=0``)."""
+    if verbose not in (0, "0"):
+        print(message, flush=True)
+
+
+def _tensorboard_callback(log_dir: Path) -> keras.callbacks.Callback:
+    """Keras's TensorBoard callback, continuing a resumed run's step count.
+
+    Keras's callback writes through ``tf.summary``, which needs TensorFlow and the
+    ``tensorboard`` package whatever the backend: without them, a clear error before
+    training starts rather than a crash after the first epoch.
+    """
+    try:
+        import importlib
+
+        importlib.import_module("tensorboard")  # tf.summary's writers live in this package
+        import tensorflow as tf
+
+        tf.summary.create_file_writer  # noqa: B018  (an AttributeError without tensorboard)
+    except (ImportError, AttributeError):
+        raise RunError(
+            "TensorBoard logging needs the tensorflow and tensorboard packages "
+            "(pip install tensorflow tensorboard); train without --tensorboard, or install them"
+        ) from None
+    # Per-epoch summaries only: their step is the epoch number, which a resumed fit
+    # continues (initial_epoch), so the curves of a resumed run join up.
+    return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, update_freq="epoch")
+
+
+class _TestSplitAccuracy(keras.callbacks.Callback):
+    """Adds the clean test-split figures of every way (``test_acc_s``, ``test_acc_r``,
+    ``test_acc_n``, ``test_loss`` …) to each epoch's logs, hence to ``log.csv``.
+
+    Not Keras's ``validation_data``: it would log the test split as ``val_*``, a name that
+    promises a held-out validation split these runs do not have.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, *, batch_size: int = 500) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            return
+        figures = self.model.evaluate(self.x, self.y, batch_size=self.batch_size, verbose=0, return_dict=True)
+        logs.update({f"test_{key}": float(value) for key, value in figures.items()})
+
+
+LEGACY_TEST_PREFIX = "val_"
+"""The prefix of the test-split columns in ``log.csv`` files of runs started before they
+were named ``test_*``; a resumed run renames them."""
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """Writes every finished epoch's logs to ``log.csv`` (one row per epoch, ``epoch``
+    counted from 0 as Keras does, then the logs' keys in sorted order).
+
+    Unlike ``keras.callbacks.CSVLogger`` in append mode, it rewrites the whole file with
+    the union of the columns, so a resumed run whose logs gained or renamed a column (the
+    legacy ``val_*`` test-split columns) still gives one consistent table.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        rows = [
+            {(f"test_{key[len(LEGACY_TEST_PREFIX):]}" if key.startswith(LEGACY_TEST_PREFIX) else key): value
+             for key, value in row.items()}
+            for row in _read_csv(self.path)
+            if int(row["epoch"]) < epoch
+        ]
+        rows.append({"epoch": epoch, **{key: _csv_value(value) for key, value in (logs or {}).items()}})
+        keys = sorted({key for row in rows for key in row} - {"epoch"})
+        _write_csv(self.path, rows, ("epoch", *keys))
+
+
+def _csv_value(value) -> str:
+    """A log value as ``log.csv`` stores it: a float's shortest exact decimal (as
+    ``keras.callbacks.CSVLogger`` wrote it), anything else as text."""
+    array = np.asarray(value)
+    if array.ndim == 0 and np.issubdtype(array.dtype, np.number):
+        return repr(float(array))
+    return str(value)
 
 
 def _seed_generators(model: ThreeWayModel) -> dict[str, keras.random.SeedGenerator]:
@@ -261,7 +369,7 @@ def attacked_accuracies(
 ) -> dict[str, float]:
     """Clean accuracy of every way and attacked accuracy of ``ways``, each way under an
     attack on its own loss: the S, R, N, R_adv, N_adv and DIA of Tables 1–3, without the
-    standard-way and detector attacks of :func:`aatk.evaluate` (cheap enough to run
+    standard-way and detector attacks of [`aatk.evaluate`][aatk.evaluation.evaluate] (cheap enough to run
     after every epoch).
 
     Returns:
@@ -335,15 +443,15 @@ def _write_csv(path: Path, rows: list[dict], fields: tuple[str, ...]) -> None:
 
 
 class _EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the model after every epoch with its record (:func:`aatk.runs.write_checkpoint`)."""
+    """Saves the model after every epoch with its record ([`aatk.runs.write_checkpoint`][aatk.runs.write_checkpoint])."""
 
-    def __init__(self, out: Path, fingerprint: str) -> None:
+    def __init__(self, out: Path, fingerprint: str, *, data_order: str) -> None:
         super().__init__()
-        self.out, self.fingerprint = out, fingerprint
+        self.out, self.fingerprint, self.data_order = out, fingerprint, data_order
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         write_checkpoint(self.model, self.out, epochs_done=epoch + 1, fingerprint=self.fingerprint,
-                         rng=_rng_state(self.model))
+                         rng=_rng_state(self.model), data_order=self.data_order)
 
 
 def train(
@@ -353,10 +461,11 @@ def train(
     data_dir: str | None = None,
     verbose: int | str = "auto",
     overwrite: bool = False,
+    tensorboard: str | Path | bool | None = None,
 ) -> ThreeWayModel:
     """Trains (or resumes training of) the configured model in the run folder ``out``.
 
-    The folder is locked for the whole call (:func:`aatk.runs.locked`). A run of the same
+    The folder is locked for the whole call ([`aatk.runs.locked`][aatk.runs.locked]). A run of the same
     configuration there is resumed from its newest usable checkpoint, its ``log.csv`` and
     ``monitor.csv`` cut back to that checkpoint's epochs.
 
@@ -366,8 +475,11 @@ def train(
         data_dir: Folder of the original dataset files; default ``AATK_DATA_DIR`` or tfds.
         verbose: Keras progress-bar verbosity.
         overwrite: Start over in ``out`` even if it holds other files or another run:
-            aatk's run files there (:data:`aatk.runs.RUN_FILES`) are deleted first; other
+            aatk's run files there ([`aatk.runs.RUN_FILES`][aatk.runs.RUN_FILES]) are deleted first; other
             files are left alone.
+        tensorboard: Also write TensorBoard event files (every epoch's losses, accuracies,
+            test-split figures and learning rate): ``True`` for ``out/tensorboard``, or a
+            folder. Needs the ``tensorflow`` and ``tensorboard`` packages.
 
     Returns:
         The trained model (also saved as ``out/model.keras``).
@@ -376,7 +488,7 @@ def train(
         RunError: If ``out`` is not empty and not a run of this configuration, another
             process works in it, it cannot be written, or it has checkpoints but none usable.
 
-    Example:
+    Examples:
         >>> from aatk.configs import load_config
         >>> config = load_config("configs/mnist_aat.toml", overrides={"training.subset": 512})
         >>> model = train(config, out="runs/mnist_aat_small")  # doctest: +SKIP
@@ -393,22 +505,38 @@ def train(
         check_run_folder(out, config, overwrite=overwrite)  # again: another process may have written meanwhile
         if overwrite:
             remove_run_files(out)
-        return _train_locked(config, out=out, data_dir=data_dir, verbose=verbose)
+        if tensorboard is True:
+            tensorboard = out / TENSORBOARD_DIR
+        elif tensorboard is False:
+            tensorboard = None
+        return _train_locked(config, out=out, data_dir=data_dir, verbose=verbose, tensorboard=tensorboard)
 
 
-def _train_locked(config: Config, *, out: Path, data_dir: str | None, verbose: int | str) -> ThreeWayModel:
+def _train_locked(
+    config: Config, *, out: Path, data_dir: str | None, verbose: int | str, tensorboard: str | Path | None
+) -> ThreeWayModel:
     fingerprint = config_fingerprint(config)
-    atomic_write(out / "config.json", json.dumps(config.as_dict(), indent=2))
-
     keras.utils.set_random_seed(config.seed)
     tf = _tensorflow_or_none()
     if tf is not None:
         tf.config.experimental.enable_op_determinism()
     x, y = datasets.load_arrays(config.dataset, "train", data_dir=data_dir, subset=config.subset or None)
+    # Written once the data is there: a run that cannot load its data leaves no run behind.
+    atomic_write(out / "config.json", json.dumps(config.as_dict(), indent=2))
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     checkpoint = latest_checkpoint(out, fingerprint=fingerprint, steps_per_epoch=steps_per_epoch,
                                    load=lambda path: load_model_file(path, expected=ThreeWayModel))
     epochs_done = checkpoint.epochs_done if checkpoint else 0
+    # tf.data and NumPy draw different epoch orders: a run resumed in the other kind of
+    # environment would silently go on with other batches than it started with.
+    data_order = "numpy" if tf is None else "tf.data"
+    if checkpoint and checkpoint.data_order not in (None, data_order):
+        raise RunError(
+            f"{out} was trained with {checkpoint.data_order} batches, but this environment "
+            + ("has no TensorFlow" if tf is None else "has TensorFlow")
+            + f" and would draw {data_order} ones: resume it where it started "
+            + ("(install tensorflow)" if tf is None else "(or start over with --overwrite)")
+        )
     # Rows of epochs after the checkpoint (a run killed between its log row and its
     # checkpoint, or a damaged newest checkpoint) are trained again: drop them.
     trim_epoch_rows(out / "log.csv", keep=lambda epoch: epoch < epochs_done)  # Keras counts from 0
@@ -426,39 +554,43 @@ def _train_locked(config: Config, *, out: Path, data_dir: str | None, verbose: i
             keep=config.keep,
             jit_compile=backend.JIT_TRAIN_STEP,  # per backend, by measurement (benchmarks/)
         )
-    # Clean validation on the test split after every epoch (cheap: no attack); the attacks
-    # are for ``aatk evaluate``.
-    x_val, y_val = datasets.load_arrays(
+    if checkpoint and epochs_done < config.epochs:
+        _say(verbose, f"aatk: resuming {out} after epoch {epochs_done} of {config.epochs} "
+                      f"({checkpoint.path.name})")
+    elif checkpoint:
+        _say(verbose, f"aatk: {out} has finished all {config.epochs} epochs; nothing to train")
+    # Clean accuracy on the test split after every epoch (cheap: no attack), logged as
+    # test_*: it is the test split, not a held-out validation split. The attacks are for
+    # ``aatk evaluate`` and the monitor.
+    x_test, y_test = datasets.load_arrays(
         config.dataset, "test", data_dir=data_dir, subset=min(config.subset, 10_000) or None
     )
-    callbacks = [_EpochFacts(), keras.callbacks.CSVLogger(str(out / "log.csv"), append=True)]
+    callbacks = [_EpochFacts(), _TestSplitAccuracy(x_test, y_test), _EpochLog(out / "log.csv")]
     if config.monitor_subset:
         x_monitor, y_monitor = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=config.monitor_subset)
         callbacks.append(_AttackMonitor(out, config, x_monitor, y_monitor))
-    callbacks.append(_EpochCheckpoint(out, fingerprint))
-    for epoch in range(epochs_done, config.epochs):
-        # One fit call per epoch, with that epoch's batches: what the model sees never depends
-        # on how Keras reuses iterators across epochs, so resuming reproduces the batches exactly.
+    if tensorboard is not None:
+        callbacks.append(_tensorboard_callback(Path(tensorboard)))
+    callbacks.append(_EpochCheckpoint(out, fingerprint, data_order=data_order))
+    if epochs_done < config.epochs:
+        # One fit over every remaining epoch. Each epoch's batches are a function of (seed,
+        # epoch) alone and the data holds exactly steps_per_epoch batches per epoch, so a
+        # resumed run sees the batches an uninterrupted one would (Keras keeps one iterator
+        # across epochs when steps_per_epoch is given).
+        remaining = range(epochs_done, config.epochs)
+        augment = config.dataset == "cifar10"
         if tf is not None:
-            batches = epoch_batches(
-                x, y, epochs=range(epoch, epoch + 1), batch_size=config.batch_size,
-                seed=config.seed, augment=config.dataset == "cifar10",
-            )
-            data = {"x": batches}
+            data = epoch_batches(x, y, epochs=remaining, batch_size=config.batch_size, seed=config.seed,
+                                 augment=augment)
         else:  # NumPy only (e.g. JAX on a GPU machine): the same kind of order, from NumPy's generator
-            order = epoch_order(len(x), seed=config.seed, epoch=epoch)
-            x_epoch = x[order]
-            if config.dataset == "cifar10":  # the same augmentation, drawn from (seed, epoch)
-                x_epoch = datasets.pad_crop_flip_numpy(x_epoch, rng=np.random.default_rng([config.seed, epoch, 1]))
-            data = {"x": x_epoch, "y": y[order], "batch_size": config.batch_size}
+            data = _numpy_epoch_batches(x, y, epochs=remaining, batch_size=config.batch_size, seed=config.seed,
+                                        augment=augment)
         model.fit(
-            **data,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
+            data,
+            epochs=config.epochs,
+            initial_epoch=epochs_done,
             steps_per_epoch=steps_per_epoch,
-            validation_data=(x_val, y_val),
-            validation_batch_size=500,
-            shuffle=False,  # the order is epoch_batches'
+            shuffle=False,  # the order is the data's own, a function of (seed, epoch)
             callbacks=callbacks,
             verbose=verbose,
         )
@@ -471,7 +603,7 @@ def _train_locked(config: Config, *, out: Path, data_dir: str | None, verbose: i
 
 
 def load_run_config(run: str | Path) -> Config:
-    """The validated configuration of a run folder written by :func:`train`.
+    """The validated configuration of a run folder written by [`train`][aatk.training.train].
 
     Raises:
         RunError: If the folder has no ``config.json`` or no finished ``model.keras``.
@@ -506,12 +638,18 @@ def evaluate_run(
     batch_size: int = 500,
     adaptive: bool = True,
     dtype: str | None = None,
+    progress: bool | Progress = False,
 ) -> dict[str, dict]:
     """Evaluates a finished run under its configuration's test attacks and writes the results.
 
-    For every attack ``name`` it writes ``eval-<name>.json`` (the figures, the attack's
-    configuration and the number of test examples) and ``eval-<name>.md`` in the run folder;
-    with a ``dtype`` other than the training one, ``eval-<name>.<dtype>.json`` and ``.md``.
+    For every attack ``name`` it writes ``eval-<name>.json`` and ``eval-<name>.md`` in the run
+    folder; with a ``dtype`` other than the training one, ``eval-<name>.<dtype>.json`` and ``.md``.
+    The JSON record holds the figures and their 95% intervals, the attack's configuration,
+    the number of test examples, the epochs configured (``epochs``) and trained
+    (``epochs_trained``, from ``state.json``), the seed, and under ``"provenance"`` where the
+    result comes from (``aatk.provenance.environment``: aatk's
+    version and git commit, the libraries' versions, the Keras backend, the date, the device
+    and the dtype policy).
 
     Args:
         run: The run folder.
@@ -522,10 +660,12 @@ def evaluate_run(
         adaptive: Also run the adaptive attack on the detector.
         dtype: Evaluate (and attack) the model in this dtype policy, e.g. ``"float32"``
             for a run trained in ``"mixed_bfloat16"`` (default: the training one).
+        progress: Show a progress bar per attack on standard error (``True``, ``False`` or a
+            ``aatk.progress.Progress``); see [`aatk.evaluate`][aatk.evaluation.evaluate].
 
     Returns:
         attack name → the record written to ``eval-<name>.json``, plus the
-        :class:`~aatk.EvaluationReport` under ``"report"``.
+        [`EvaluationReport`][aatk.evaluation.EvaluationReport] under ``"report"``.
 
     Raises:
         RunError: If ``run`` is not a finished run folder, its model file is damaged, another
@@ -536,12 +676,27 @@ def evaluate_run(
     load_run_config(run)  # a clear error before the lock file is written into a folder that is no run
     with locked(run, command="aatk evaluate"):
         return _evaluate_locked(run, data_dir=data_dir, subset=subset, attacks=attacks, batch_size=batch_size,
-                                adaptive=adaptive, dtype=dtype)
+                                adaptive=adaptive, dtype=dtype, progress=progress)
 
 
-def _evaluate_locked(run: Path, *, data_dir, subset, attacks, batch_size, adaptive, dtype) -> dict[str, dict]:
+def _epochs_trained(run: Path) -> int | None:
+    """The epochs the run's newest checkpoint record says were trained, or None if it says nothing."""
+    try:
+        state = read_json_file(run / "state.json", what="the run's state")
+    except (RunError, OSError):
+        return None
+    done = state.get("epochs_done") if isinstance(state, dict) else None
+    return done if isinstance(done, int) and not isinstance(done, bool) else None
+
+
+def _evaluate_locked(run: Path, *, data_dir, subset, attacks, batch_size, adaptive, dtype,
+                     progress=False) -> dict[str, dict]:
+    import aatk.baselines  # noqa: F401  registers the baselines' models (a PI run's) for loading
     from aatk.evaluation import evaluate
+    from aatk.progress import as_progress
+    from aatk.provenance import environment
 
+    progress = as_progress(progress)
     config = load_run_config(run)
     configured = config.make_test_attacks()
     if attacks:
@@ -555,8 +710,10 @@ def _evaluate_locked(run: Path, *, data_dir, subset, attacks, batch_size, adapti
         model, suffix = with_dtype_policy(model, dtype), f".{dtype}"
     x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=subset)
     records = {}
+    epochs_trained = _epochs_trained(run)
     for name, attack in configured.items():
-        report = evaluate(model, (x, y), attack, batch_size=batch_size, adaptive=adaptive)
+        report = evaluate(model, (x, y), attack, batch_size=batch_size, adaptive=adaptive,
+                          progress=progress.within(f"{config.name} under {name}"))
         record = {
             "run": config.name + (f" [{dtype}]" if suffix else ""),
             "trained_dtype": config.dtype,
@@ -566,8 +723,11 @@ def _evaluate_locked(run: Path, *, data_dir, subset, attacks, batch_size, adapti
             "attack_config": attack.get_config(),
             "samples": report.samples,
             "epochs": config.epochs,
+            "epochs_trained": config.epochs if epochs_trained is None else epochs_trained,
+            "seed": config.seed,
             "figures": dict(report),
             "intervals_95": {key: list(bounds) for key, bounds in report.intervals(confidence=0.95).items()},
+            "provenance": environment(dtype_policy=getattr(model.dtype_policy, "name", None)),
         }
         atomic_write(run / f"eval-{name}{suffix}.json", json.dumps(record, indent=2))
         atomic_write(run / f"eval-{name}{suffix}.md", f"# {record['run']} under {name}\n\n{report.to_markdown()}\n")

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Prepares what gpu/run.sh needs on a machine with a GPU that has Python 3.12, JAX for CUDA,
-# numpy, scipy, h5py, ml-dtypes, absl-py, rich, packaging, typing-extensions ... but maybe no
-# TensorFlow, no Keras and no network. Run it on a machine with network, from the repository
-# root:
+# Prepares what gpu/run.sh needs on a machine with a GPU but without network access, whose
+# Python 3.12 (Linux x86-64) has JAX for CUDA and Keras's other requirements (numpy, scipy,
+# h5py, ml-dtypes, absl-py, rich, packaging, typing-extensions ...) but perhaps neither Keras
+# nor TensorFlow. (Where the machine with the GPU has network, this step is not needed: install
+# the project there with pip install -e ".[jax-cuda]" (README, "Install") and run
+# python gpu/table3.py --out runs/gpu --data-dir DATA.) Run it on a machine with network, from
+# the repository root:
 #
 #     bash gpu/prepare.sh                # MNIST and CIFAR-10
 #     bash gpu/prepare.sh mnist          # MNIST only (the MNIST configurations need no more)
 #
-# It fills two folders that git ignores (through .git/info/exclude); copy the repository to the
-# machine with a GPU together with them, then run `bash gpu/run.sh` there (see gpu/table3.py):
+# It fills two folders that git ignores (through .git/info/exclude); copy the repository with
+# them to the machine with a GPU, then run `bash gpu/run.sh` on that machine (see gpu/table3.py):
 #   .whl/       the wheels such a machine lacks: keras (the version of the development
 #               environment), namex, optree (cp312 manylinux) and typing-extensions (optree
 #               imports it; most JAX installations have it, the wheel is a 45 kB safety net);
@@ -161,8 +164,8 @@ fi
 ls -l .whl
 ls -lR .gpu-data
 du -sh .whl .gpu-data
-echo "prepare.sh: ready for a machine with a GPU (${DATASETS[*]}). Copy the repository there with .whl/ and"
-echo "            .gpu-data/, then run from its root: bash gpu/run.sh --time-budget SECONDS (see gpu/table3.py)."
+echo "prepare.sh: ready for a machine with a GPU (${DATASETS[*]}). Copy the repository with .whl/ and .gpu-data/"
+echo "            to it, then run from its root: bash gpu/run.sh --time-budget SECONDS (see gpu/table3.py)."
 if (( ! want_cifar10 )); then
     echo "            Without CIFAR-10, name the configurations: bash gpu/run.sh --configs mnist_st mnist_at_half \\"
     echo "                mnist_aat mnist_aat++ mnist_aat_pgd40 mnist_aat++_pgd40"

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The one command on a machine with a GPU, from the repository root, after `bash gpu/prepare.sh`
-# (run where there is network) and a copy of the repository with its .whl/ and .gpu-data/:
+# (run on a machine with network) and a copy of the repository with its .whl/ and .gpu-data/:
 #
 #     bash gpu/run.sh --time-budget 3600         # any gpu/table3.py option may follow
 #
 # Installs the wheels of .whl/ (keras, namex, optree, typing-extensions) into /tmp/site where
 # there are any, then runs gpu/table3.py with the JAX backend. The run folders live in runs/gpu,
-# where the next call resumes them; summary.json and table.md land in $OUT if it is set (with one
-# tar per run folder, to copy back and unpack into runs/gpu elsewhere), else in runs/gpu.
+# where the next call resumes them. summary.json and table.md land in runs/gpu, or in the folder
+# that the environment variable OUT names (with one tar per run folder, to bring back from the
+# machine and unpack into runs/gpu elsewhere): a batch system's output folder, say. An --out
+# option given to this script wins over both.
 set -uo pipefail
 
 if [[ ! -f gpu/table3.py ]]; then

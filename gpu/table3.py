@@ -17,23 +17,26 @@ readings of Table 4a (``mnist-linf-test``, ``mnist-l2-test``); CIFAR-10 under
 
 It needs no TensorFlow: with ``KERAS_BACKEND=jax`` aatk reads MNIST's idx ``.gz`` files and
 CIFAR-10's binary batches with NumPy, and draws each epoch's order and CIFAR-10's
-pad-crop-flip augmentation with NumPy (``--without-tensorflow`` makes a machine where
+pad-crop-flip augmentation with NumPy (``--without-tensorflow`` makes an environment where
 TensorFlow is installed behave the same way, to check that path).
 
-A user with a GPU prepares the repository here, on any machine with network, once::
+Where the machine with a GPU has network, install the project there with
+``pip install -e ".[jax-cuda]"`` (README, "Install") and run this script with ``--out`` and
+``--data-dir``. For a machine with a GPU but without network, prepare the repository once on a
+machine with network::
 
     bash gpu/prepare.sh        # wheels into .whl/, MNIST and CIFAR-10 into .gpu-data/, both git-ignored
     bash gpu/prepare.sh mnist  # MNIST only (11 MiB instead of 187 MiB of data)
 
-then copies the repository with its ``.whl/`` and ``.gpu-data/`` folders to the machine with a
-GPU (which needs Python 3.12 with JAX for CUDA, NumPy and SciPy; no network) and runs, from the
-repository root::
+then copy the repository with its ``.whl/`` and ``.gpu-data/`` folders to the machine with the
+GPU (which needs Python 3.12 with JAX for CUDA, NumPy and SciPy) and run, from the repository
+root::
 
     bash gpu/run.sh --time-budget 3600        # any option of this script may follow
 
 ``gpu/run.sh`` installs the wheels into /tmp/site and runs this script as
 ``python3 gpu/table3.py --out "${OUT:-runs/gpu}" --runs-dir runs/gpu --data-dir .gpu-data ...``.
-Locally (CPU, tiny)::
+On a CPU, on tiny settings::
 
     KERAS_BACKEND=jax python gpu/table3.py --out /tmp/gpu_dry --configs mnist_aat --epochs 1 \\
         --subset 256 --eval-subset 64 --data-dir ../shared/data --without-tensorflow
@@ -249,7 +252,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pack", choices=("auto", "yes", "no"), default="auto",
                         help="write OUT/<config>.tar of each run folder (auto: when --runs-dir is not --out)")
     parser.add_argument("--without-tensorflow", action="store_true",
-                        help="import no TensorFlow even where it is installed, as on a GPU machine without it")
+                        help="import no TensorFlow even where it is installed, as in an environment without it")
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")

@@ -23,3 +23,16 @@ if str(ROOT) not in sys.path:
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=100, print_blob=True)
 settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Folders whose code never touches Keras's backend: theory/ imports no Keras at all, and the
+# data tests exercise tf.data and NumPy loaders that are the same under either backend. They run
+# in the TensorFlow pass only (``make test-jax`` deselects the marker).
+BACKEND_INDEPENDENT_FOLDERS = ("theory", "aatk_data")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    import pytest
+
+    for item in items:
+        if Path(str(item.fspath)).parent.name in BACKEND_INDEPENDENT_FOLDERS:
+            item.add_marker(pytest.mark.backend_independent)

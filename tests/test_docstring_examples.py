@@ -19,6 +19,8 @@ MODULES = [
     "aatk.baselines",
     "aatk.ablation",
     "aatk.experiments",
+    "aatk.progress",
+    "aatk.provenance",
     "aatk.analysis.gradients",
     "aatk.analysis.curves",
     "aatk.analysis.detection",

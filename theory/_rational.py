@@ -1,7 +1,7 @@
 """Exact rational parameters and their validation.
 
 Every parameter of the toy distributions (p, η, ε, weights) is kept as a
-:class:`fractions.Fraction`, so the enumerations in :mod:`theory.exact` are exact.
+`fractions.Fraction`, so the enumerations in [`theory.exact`][theory.exact] are exact.
 A float is read by its shortest decimal representation (``0.8`` means ``4/5``,
 not the binary double closest to 0.8), which is what a person typing 0.8 means.
 """
@@ -41,7 +41,7 @@ def to_fraction(value: RationalLike, *, name: str) -> Fraction:
     Raises:
         ValueError: If ``value`` is a bool, not finite, or not a number.
 
-    Example:
+    Examples:
         >>> to_fraction(0.8, name="p")
         Fraction(4, 5)
     """
@@ -69,7 +69,7 @@ def to_fraction(value: RationalLike, *, name: str) -> Fraction:
 
 
 def to_fractions(values: Iterable[RationalLike], *, name: str) -> tuple[Fraction, ...]:
-    """Converts every entry of ``values`` with :func:`to_fraction`.
+    """Converts every entry of ``values`` with `to_fraction`.
 
     Args:
         values: An iterable of numbers (a list, tuple or 1-D NumPy array).
@@ -143,7 +143,7 @@ def _magnitude(value: Fraction) -> str:
 def format_fraction(value: Fraction, *, digits: int = 6) -> str:
     """Formats a Fraction as ``"a/b (= 0.xyz)"``, or ``"≈"`` when the decimal is rounded.
 
-    Example:
+    Examples:
         >>> format_fraction(Fraction(15104, 15625))
         '15104/15625 (= 0.966656)'
         >>> format_fraction(Fraction(1, 3))

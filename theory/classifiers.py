@@ -3,7 +3,7 @@
 The classifiers of Appendix A.2 — f_avg (Eq. 14), f_rob (Eq. 15), h_0 (Eq. 17)
 and h_1 (Eq. 18) — are all of this form. Against such a classifier the worst
 ℓ∞ (or ℓ2) perturbation has a closed form, so robust accuracy can be computed
-exactly (:mod:`theory.exact`) rather than estimated with an iterative attack.
+exactly ([`theory.exact`][theory.exact]) rather than estimated with an iterative attack.
 
 Convention: ``sign(0) = 0``, a prediction equal to neither label, so a point on
 the decision boundary counts as an error (as ``numpy.sign`` gives).
@@ -56,7 +56,7 @@ class SignLinearClassifier:
     Raises:
         ValueError: If ``weights`` is empty or holds a non-finite value.
 
-    Example:
+    Examples:
         >>> h = SignLinearClassifier(weights=[1, 1, 1], name="vote")
         >>> h.predict(np.array([[1.0, -1.0, 1.0]])).tolist()
         [1]
@@ -207,7 +207,9 @@ def worst_case_perturbation(
     The margin is linear in δ, so its minimum over the ball is attained at
     δ* = −ε·y·sign(w) for ℓ∞ (a vertex of the cube, lowering the margin by ε‖w‖₁)
     and δ* = −ε·y·w/‖w‖₂ for ℓ2 (lowering it by ε‖w‖₂). No iterative attack can do
-    better; :func:`brute_force_perturbation` checks this on small cases.
+    better;
+    [`brute_force_perturbation`][theory.classifiers.brute_force_perturbation]
+    checks this on small cases.
 
     Args:
         classifier: The sign-linear classifier under attack.
@@ -251,7 +253,9 @@ def brute_force_perturbation(
 
     Tries every δ on a grid of ``levels`` evenly spaced values in [−ε, ε] per
     coordinate (the grid contains all vertices), in exact arithmetic. Exponential
-    in d: for checking :func:`worst_case_perturbation` on small cases only.
+    in d: for checking
+    [`worst_case_perturbation`][theory.classifiers.worst_case_perturbation] on
+    small cases only.
 
     Args:
         classifier: A sign-linear classifier of dimension d ≤ 8.

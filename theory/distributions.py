@@ -1,14 +1,17 @@
 """Samplers for the two toy distributions of Appendix A.2.
 
-* :class:`TsiprasDistribution` — Eq. 13, the example of Tsipras et al. (2019): one
-  robust feature that agrees with the label with probability p, and d weakly
-  correlated Gaussian features N(ηy, 1).
-* :class:`SignFlipDistribution` — Eq. 16, the paper's variant: d features
-  x_i = ±η_i·y, each agreeing with the label independently with probability p.
-  :data:`PROPOSITION_1` is the instance of Proposition 1.
+* [`TsiprasDistribution`][theory.distributions.TsiprasDistribution] — Eq. 13,
+  the example of Tsipras et al. (2019): one robust feature that agrees with the
+  label with probability p, and d weakly correlated Gaussian features N(ηy, 1).
+* [`SignFlipDistribution`][theory.distributions.SignFlipDistribution] — Eq. 16,
+  the paper's variant: d features x_i = ±η_i·y, each agreeing with the label
+  independently with probability p.
+  [`PROPOSITION_1`][theory.distributions.PROPOSITION_1] is the instance of
+  Proposition 1.
 
-Labels are in {−1, +1}; :func:`labels_to_indices` maps them to class indices
-{0, 1} for a Keras classifier.
+Labels are in {−1, +1};
+[`labels_to_indices`][theory.distributions.labels_to_indices] maps them to class
+indices {0, 1} for a Keras classifier.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ class SignFlipDistribution:
     Raises:
         ValueError: If p is outside [0, 1], an η_i is negative or not finite, or η is empty.
 
-    Example:
+    Examples:
         >>> dist = SignFlipDistribution(p="4/5", eta=[0.01, 1.0])
         >>> x, y = dist.sample(3, seed=0)
         >>> x.shape, set(y.tolist()) <= {-1, 1}
@@ -129,8 +132,8 @@ class SignFlipDistribution:
 class TsiprasDistribution:
     """The distribution of Tsipras et al. (2019), Eq. 13.
 
-    ``y`` is uniform on {−1, +1}; ``x_1 = +y`` with probability ``p`` and ``−y``
-    otherwise; ``x_2..x_{d+1}`` are i.i.d. N(η·y, 1). Inputs have d + 1 coordinates.
+    ``y`` is uniform on {−1, +1}; x₁ = +y with probability ``p`` and −y otherwise;
+    x₂, …, x_(d+1) are i.i.d. N(η·y, 1). Inputs have d + 1 coordinates.
 
     Paper: Appendix A.2, Eq. 13.
 
@@ -185,7 +188,7 @@ def labels_to_indices(y: np.ndarray) -> np.ndarray:
     Raises:
         ValueError: If a label is not −1 or +1.
 
-    Example:
+    Examples:
         >>> labels_to_indices(np.array([-1, 1, 1])).tolist()
         [0, 1, 1]
     """

@@ -1,7 +1,7 @@
 """Exact accuracies on the toy distributions of Appendix A.2.
 
 For the paper's distribution (Eq. 16) every figure here is an exact rational
-number (:class:`fractions.Fraction`), obtained by enumerating all 2^d sign
+number (`fractions.Fraction`), obtained by enumerating all 2ᵈ sign
 patterns of the features together with both labels — no sampling, no floating
 point. For the Gaussian distribution of Tsipras et al. (Eq. 13) the accuracies of
 sign-linear classifiers have closed forms in the normal CDF Φ, which is not
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 MAX_ENUMERATION_DIM = 20
-"""Largest d enumerated exactly (2^20 patterns); beyond it use Monte Carlo."""
+"""Largest d enumerated exactly (2²⁰ patterns); beyond it use Monte Carlo."""
 
 Tie = Literal["wrong", "half"]
 _TIES = ("wrong", "half")
@@ -65,7 +65,7 @@ def _check_enumerable(d: int) -> None:
 
 
 def _sign_patterns(d: int) -> np.ndarray:
-    """All 2^d vectors of {−1, +1}^d, one per row (int64)."""
+    """All 2ᵈ vectors of {−1, +1}ᵈ, one per row (int64)."""
     bits = (np.arange(2**d, dtype=np.int64)[:, None] >> np.arange(d, dtype=np.int64)) & 1
     return 1 - 2 * bits
 
@@ -79,7 +79,7 @@ def _outcome_probabilities(p: Fraction, d: int) -> list[Fraction]:
 class MarginTable:
     """Every (sign pattern, label) pair of Eq. 16 with its exact worst-case margin.
 
-    Row j of ``patterns`` is t ∈ {−1, +1}^d, the input x = η ⊙ t. For label y the
+    Row j of ``patterns`` is t ∈ {−1, +1}ᵈ, the input x = η ⊙ t. For label y the
     margin under attack is ``y·w·x − ε‖w‖``; ``margins_scaled`` holds
     ``scale · y·w·x`` as exact integers (column 0 for y = +1, column 1 for y = −1)
     and ``outcome`` holds sign(margin under attack) ∈ {−1, 0, +1}: correct (+1),
@@ -110,14 +110,14 @@ def margin_table(
     norm: Norm = "linf",
     attacked: Sequence[int] | None = None,
 ) -> MarginTable:
-    """Enumerates all 2^d patterns and both labels with their exact margins under attack.
+    """Enumerates all 2ᵈ patterns and both labels with their exact margins under attack.
 
     Margins are computed in integers: every w_i·η_i is scaled by the least common
     multiple of the denominators, so comparisons with the threshold ε‖w‖ are exact
     (for ℓ2, where ‖w‖₂ may be irrational, by comparing squares).
 
     Raises:
-        ValueError: If dimensions differ, d exceeds :data:`MAX_ENUMERATION_DIM`,
+        ValueError: If dimensions differ, d exceeds [`MAX_ENUMERATION_DIM`][theory.exact.MAX_ENUMERATION_DIM],
             ε < 0 or the norm is unknown.
     """
     _check_norm(norm)
@@ -181,8 +181,9 @@ def accuracy(
 ) -> Fraction:
     """Exact accuracy of sign(w·x) on Eq. 16 under the worst ε-perturbation.
 
-    Sums P(x, y) over every pattern and label where y·w·(x + δ*) > 0, with δ* the
-    closed-form worst case (:func:`theory.classifiers.worst_case_perturbation`).
+    Sums P(x, y) over every pattern and label where y·w·(x + δ∗) > 0, with δ∗ the
+    closed-form worst case
+    ([`theory.classifiers.worst_case_perturbation`][theory.classifiers.worst_case_perturbation]).
     With ε = 0 this is the standard accuracy.
 
     Args:
@@ -200,7 +201,7 @@ def accuracy(
     Raises:
         ValueError: On mismatched dimensions, d > 20, ε < 0, or an unknown norm or tie rule.
 
-    Example:
+    Examples:
         >>> from theory.distributions import PROPOSITION_1
         >>> from theory.classifiers import h1
         >>> accuracy(h1(PROPOSITION_1, eps="0.02"), PROPOSITION_1, eps="0.02")
@@ -258,9 +259,10 @@ def _observed_signs(distribution: SignFlipDistribution, x: Sequence[RationalLike
 
 
 def likelihood(distribution: SignFlipDistribution, x: Sequence[RationalLike], *, y: int) -> Fraction:
-    """P(X = x | Y = y) = Π_i p^{(x̂_i y + 1)/2} (1 − p)^{(1 − x̂_i y)/2}, exactly.
+    """P(X = x | Y = y) = pᵃ(1 − p)ᵇ, exactly: a features agree with y, b disagree.
 
-    Features with η_i = 0 are the constant 0 under both labels and contribute 1.
+    Eq. 20's per-feature factor p^((x̂ᵢy + 1)/2)·(1 − p)^((1 − x̂ᵢy)/2), with x̂ᵢ the sign
+    of xᵢ, is p where x̂ᵢ = y and 1 − p where x̂ᵢ ≠ y. Features with ηᵢ = 0 are the constant 0 under both labels and contribute 1.
 
     Raises:
         ValueError: If y is not ±1 or x is not a point of the support (x_i = ±η_i).
@@ -295,8 +297,8 @@ def posterior_as_printed(
 ) -> Fraction:
     """Eq. 20 exactly as printed: a product of per-feature normalised factors.
 
-    Π_i [p^{(x̂_i y+1)/2}(1−p)^{(1−x̂_i y)/2} / Σ_y' p^{(x̂_i y'+1)/2}(1−p)^{(1−x̂_i y')/2}].
-    Each per-feature denominator equals p + (1 − p) = 1, so this is the likelihood
+    Πᵢ [qᵢ(y) / Σ_y′ qᵢ(y′)], where qᵢ(y) = p^((x̂ᵢy + 1)/2)·(1 − p)^((1 − x̂ᵢy)/2) is p
+    if the sign x̂ᵢ of xᵢ is y and 1 − p otherwise. Each per-feature denominator equals p + (1 − p) = 1, so this is the likelihood
     P(x | y), not the posterior: it does not sum to 1 over y. Kept to show the
     difference (see ``python -m theory.prop1``).
 
@@ -320,7 +322,7 @@ class BayesOptimalClassifier:
     Args:
         distribution: An instance of Eq. 16.
 
-    Example:
+    Examples:
         >>> from theory.distributions import PROPOSITION_1
         >>> BayesOptimalClassifier(PROPOSITION_1).decide([0.01] * 3 + [-0.01] + [-1, 1, 1])
         1
@@ -403,7 +405,7 @@ def bayes_accuracy(distribution: SignFlipDistribution) -> Fraction:
     only on k, its number of +1 votes among the m informative features (η_i > 0):
     the C(m, k) inputs with the same k are summed at once. The pattern-by-pattern
     sum, ``decision_rule_accuracy(dist, BayesOptimalClassifier(dist).decide)``,
-    gives the same fraction (the tests check it) but costs 2^m posteriors.
+    gives the same fraction (the tests check it) but costs 2ᵐ posteriors.
 
     Paper: Appendix A.2, Eq. 20–21.
     """
@@ -456,9 +458,10 @@ def tsipras_accuracy(
 ) -> float:
     """Closed-form accuracy of sign(w·x) on Eq. 13 under the worst ε-perturbation.
 
-    Given x_1 = s·y (s = ±1 w.p. p, 1 − p), the margin y·w·(x + δ*) is normal with
-    mean w_1·s + η·Σ_{j≥2} w_j − ε‖w‖* and variance Σ_{j≥2} w_j², so the accuracy is
-    p·Φ((w_1 + μ)/σ) + (1 − p)·Φ((−w_1 + μ)/σ). A float (Φ is not rational).
+    Given x₁ = s·y (s = ±1 w.p. p, 1 − p), the margin y·w·(x + δ∗) is normal with
+    mean w₁·s + μ, where μ = η·(w₂ + … + w_(d+1)) − ε‖w‖∗ (‖·‖∗ the dual norm), and
+    variance σ² = w₂² + … + w_(d+1)², so the accuracy is
+    p·Φ((w₁ + μ)/σ) + (1 − p)·Φ((−w₁ + μ)/σ). A float (Φ is not rational).
 
     Paper: Appendix A.2, Eq. 13–15.
 
@@ -487,11 +490,11 @@ def tsipras_accuracy(
 def tsipras_bayes_classifier(distribution: TsiprasDistribution) -> SignLinearClassifier:
     """The Bayes-optimal classifier of Eq. 13, which is sign-linear.
 
-    The log-odds are x_1·log(p/(1 − p)) + 2η·Σ_{j≥2} x_j, so h* = sign(w·x) with
+    The log-odds are x₁·log(p/(1 − p)) + 2η·(x₂ + … + x_(d+1)), so h* = sign(w·x) with
     w = [log(p/(1 − p)), 2η, …, 2η] (weights rounded to floats: log is irrational).
 
     Raises:
-        ValueError: If p is 0 or 1 (infinite log-odds; x_1 alone then decides).
+        ValueError: If p is 0 or 1 (infinite log-odds; x₁ alone then decides).
     """
     p = distribution.p
     if not 0 < p < 1:

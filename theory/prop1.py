@@ -7,8 +7,8 @@ figure, a Monte Carlo estimate with its confidence interval, and a verdict — o
 instance; the paper's figures are shown only for the paper's own instance.
 
 Exact figures are rational numbers from enumerating every sign pattern
-(:mod:`theory.exact`). Monte Carlo figures come from an independent simulation
-(:mod:`theory.simulation`). Where they disagree with the paper the program says
+([`theory.exact`][theory.exact]). Monte Carlo figures come from an independent simulation
+([`theory.simulation`][theory.simulation]). Where they disagree with the paper the program says
 so, reproduces the paper's number from the formula it came from, and explains
 the difference.
 """
@@ -116,7 +116,7 @@ class Claim:
 
 
 def _union_bound(d: int, p: Fraction) -> tuple[int, Fraction]:
-    """The paper's formula 1 − C(d, m)(1 − p)^m with m = ⌊d/2⌋ + 1 (Eq. 19 and Eq. 23)."""
+    """The paper's formula 1 − C(d, m)(1 − p)ᵐ with m = ⌊d/2⌋ + 1 (Eq. 19 and Eq. 23)."""
     m = d // 2 + 1
     return m, 1 - math.comb(d, m) * (1 - p) ** m
 

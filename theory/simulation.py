@@ -1,7 +1,7 @@
 """Monte Carlo estimates with confidence intervals, to set beside the exact figures.
 
 The simulation is deliberately independent of the enumeration in
-:mod:`theory.exact`: it draws real-valued samples, applies the closed-form attack
+[`theory.exact`][theory.exact]: it draws real-valued samples, applies the closed-form attack
 in floating point and asks the classifier for its prediction, so agreement of
 the two is evidence that both are right.
 """
@@ -141,8 +141,9 @@ def monte_carlo_correct(
 ) -> np.ndarray:
     """Per-sample correctness (bool array) of ``classifier`` under the worst ε-attack.
 
-    See :func:`monte_carlo_accuracy` for the arguments; the same seed draws the
-    same samples, so two classifiers can be compared on common samples.
+    See [`monte_carlo_accuracy`][theory.simulation.monte_carlo_accuracy] for the
+    arguments; the same seed draws the same samples, so two classifiers can be
+    compared on common samples.
     """
     _check_tie(tie)
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
@@ -180,7 +181,8 @@ def monte_carlo_accuracy(
     """Estimates the accuracy of ``classifier`` under the worst ε-attack by simulation.
 
     Draws ``samples`` pairs from ``distribution``, perturbs each x with the
-    closed-form worst case (ε > 0 needs a :class:`SignLinearClassifier`) and
+    closed-form worst case (ε > 0 needs a
+    [`SignLinearClassifier`][theory.classifiers.SignLinearClassifier]) and
     counts the predictions equal to y.
 
     Args:
@@ -192,7 +194,7 @@ def monte_carlo_accuracy(
         seed: Seed or Generator; the same seed gives the same estimate.
         confidence: Level of the Clopper–Pearson interval.
         tie: ``"wrong"`` counts a prediction of 0 as an error; ``"half"`` breaks
-            it with a fair coin, matching :func:`theory.exact.accuracy`.
+            it with a fair coin, matching [`theory.exact.accuracy`][theory.exact.accuracy].
         attacked: Indices of the features the adversary may perturb (default: all).
 
     Returns:

@@ -28,7 +28,7 @@ from theory import exact, simulation
 # ## 1. The distribution
 #
 # The label y is ±1 with equal probability. Each of the d features is
-# x_i = +η_i·y with probability p and −η_i·y otherwise, independently (Eq. 16).
+# xᵢ = +ηᵢ·y with probability p and −ηᵢ·y otherwise, independently (Eq. 16).
 # Proposition 1 takes p = 0.8, d = 7 and η = (0.01, 0.01, 0.01, 0.01, 1, 1, 1), and an
 # ℓ∞ adversary with ε = 0.02. Parameters are stored as exact fractions: `0.8` means 4/5.
 
@@ -48,7 +48,7 @@ print(np.column_stack([x, y]))
 #
 # ## 2. Two classifiers and their worst-case attack
 #
-# h₀ = sign(Σ x_i/η_i) votes with all seven re-scaled features (Eq. 17);
+# h₀ = sign(Σᵢ xᵢ/ηᵢ) votes with all seven re-scaled features (Eq. 17);
 # h₁ votes with the three robust ones only (Eq. 18). Against any sign-linear classifier
 # sign(w·x) the worst ℓ∞ perturbation is δ* = −ε·y·sign(w): it lowers the margin y·w·x by
 # exactly ε‖w‖₁, and no other point of the ε-ball lowers it more. A brute-force search
@@ -74,7 +74,7 @@ print("brute force: delta  =", [str(v) for v in best_delta], " margin", brute_fo
 #
 # With d = 7 there are only 2⁷ sign patterns per label. `theory.exact` enumerates all of
 # them, computes the margin under the worst-case attack in integer arithmetic, and sums
-# the exact probabilities p^k (1 − p)^(d−k) of the patterns it gets right.
+# the exact probabilities pᵏ(1 − p)ᵈ⁻ᵏ of the patterns it gets right.
 
 # %%
 figures = {
@@ -138,8 +138,8 @@ print("printed Eq. 20 at an input where all features say +1:", exact.posterior_a
 print("correct posterior at the same input:               ", exact.posterior(dist, all_agree, y=1))
 
 # %% [markdown]
-# Under attack, a feature with η_i ≤ ε can be moved to 0 from either sign, so the
-# adversary can erase it; a feature with η_i > ε keeps its sign. The best robust accuracy
+# Under attack, a feature with ηᵢ ≤ ε can be moved to 0 from either sign, so the
+# adversary can erase it; a feature with ηᵢ > ε keeps its sign. The best robust accuracy
 # of *any* classifier is therefore the Bayes accuracy of the robust features alone — and h₁
 # reaches it, so h₁ is optimal under attack:
 

@@ -86,7 +86,7 @@ print((run / "monitor.csv").read_text())
 # gathers run folders into a table laid out like Table 3.
 
 # %%
-for args in (["evaluate", "--run", str(run), *DATA_ARGS, "--subset", "200", "--no-adaptive"],
+for args in (["evaluate", "--run", str(run), *DATA_ARGS, "--subset", "100", "--no-adaptive"],
              ["report", "--runs", str(run)]):
     result = subprocess.run([sys.executable, "-m", "aatk", *args], capture_output=True, text=True, cwd=ROOT)
     print(result.stdout if result.returncode == 0 else result.stderr[-2000:])

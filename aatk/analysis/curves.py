@@ -120,7 +120,7 @@ def accuracy_vs_eps(
     points of these curves at the test ε), Section 3.3.
 
     Args:
-        model: A :class:`~aatk.ThreeWayModel` (run in inference mode).
+        model: A [`ThreeWayModel`][aatk.model.ThreeWayModel] (run in inference mode).
         x: Clean inputs, batch first, within ``bounds``.
         y: Integer labels, shape (n,) or (n, 1).
         norm: ``"linf"`` or ``"l2"``.
@@ -129,7 +129,7 @@ def accuracy_vs_eps(
         step_size: PGD step α > 0; default 2.5·ε / steps for each ε.
         random_start: Start each attack from a uniform point of the ε-ball.
         ways: Which of ``aatk.model.WAYS`` to attack and measure.
-        bounds: ``(low, high)`` of valid inputs, or None (see :class:`~aatk.PGD`).
+        bounds: ``(low, high)`` of valid inputs, or None (see [`PGD`][aatk.attacks.PGD]).
         batch_size: Examples per attack batch.
         seed: Seed of the random starts.
 
@@ -145,7 +145,7 @@ def accuracy_vs_eps(
             or way; steps < 1, step_size ≤ 0, batch_size < 1 or bad bounds; inputs
             outside ``bounds``, non-finite or empty; or bad labels.
 
-    Example:
+    Examples:
         >>> from aatk import ThreeWayModel
         >>> enc = lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu")])
         >>> model = ThreeWayModel(enc(), enc(), num_classes=2)

@@ -5,8 +5,10 @@ ReLU units within its first 10–20 optimizer steps: a unit whose pre-activation
 become negative on every input gets no gradient and never fires again. Once the
 units behind the logits are dead, the logits carry only the bias, which learns the
 class prior, and every way predicts one class (11.35% on MNIST's test set, the share
-of the digit 1). :func:`dead_relu_trajectory` measures this on a probe batch while a
-model trains; ``aatk analyze dead-relus`` compares training recipes with it.
+of the digit 1).
+[`dead_relu_trajectory`][aatk.analysis.dead_relus.dead_relu_trajectory] measures
+this on a probe batch while a model trains; ``aatk analyze dead-relus`` compares
+training recipes with it.
 
 A unit is a channel of a convolution (dead when it is zero at every position of every
 probe image) or a neuron of a dense layer (dead when it is zero for every probe
@@ -55,18 +57,20 @@ def dead_unit_shares(model: ThreeWayModel, x: np.ndarray, *, batch_size: int = 2
     """The share of dead units (in [0, 1]) of every ReLU layer on the probe inputs ``x``.
 
     Args:
-        model: A built :class:`~aatk.ThreeWayModel` with functional encoders.
+        model: A built [`ThreeWayModel`][aatk.model.ThreeWayModel] with functional encoders.
         x: Probe inputs (a few hundred training images are enough).
         batch_size: Probe batch size.
 
     Returns:
-        Layer name (:func:`relu_layer_names`) → share of its units that output 0 on
+        Layer name
+            ([`relu_layer_names`][aatk.analysis.dead_relus.relu_layer_names]) →
+            share of its units that output 0 on
         every probe input (run in inference mode).
 
     Raises:
         ValueError: If an encoder is not functional, or ``x`` is empty.
 
-    Example:
+    Examples:
         >>> from aatk import backbones
         >>> model = ThreeWayModel(backbones.small_cnn(name="r"), backbones.small_cnn(name="n"), num_classes=10)
         >>> shares = dead_unit_shares(model, np.random.default_rng(0).random((8, 28, 28, 1), "float32"))
@@ -118,13 +122,13 @@ def dead_relu_trajectory(
 
     Batches are drawn from (x, y) in a random order (NumPy, seeded), one
     ``train_on_batch`` per step; before the first step and after every ``every``
-    steps, :func:`dead_unit_shares` is measured on ``probe``.
+    steps, [`dead_unit_shares`][aatk.analysis.dead_relus.dead_unit_shares] is measured on ``probe``.
 
     Args:
-        model: A compiled :class:`~aatk.ThreeWayModel`.
+        model: A compiled [`ThreeWayModel`][aatk.model.ThreeWayModel].
         x: Training inputs.
         y: Training labels.
-        probe: The probe inputs of :func:`dead_unit_shares`.
+        probe: The probe inputs of [`dead_unit_shares`][aatk.analysis.dead_relus.dead_unit_shares].
         steps: Optimizer steps ≥ 1.
         batch_size: Training batch size ≥ 1.
         every: Probe every that many steps (≥ 1).
@@ -183,9 +187,10 @@ def plot_dead_relus(results: Mapping[str, Mapping[str, dict]], path: str | os.Pa
     """A grid of dead-unit curves: one row per recipe, one column per seed.
 
     Args:
-        results: Recipe label → seed label → a :func:`dead_relu_trajectory` result,
-            optionally with ``"accuracy"`` (clean accuracy of each way, shown in the
-            panel's title).
+        results: Recipe label → seed label → a
+            [`dead_relu_trajectory`][aatk.analysis.dead_relus.dead_relu_trajectory]
+            result, optionally with ``"accuracy"`` (clean accuracy of each way,
+            shown in the panel's title).
         path: Where to write the PNG (must end in ``.png``).
         title: Title of the figure.
 

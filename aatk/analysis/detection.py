@@ -1,10 +1,10 @@
 """ROC curves of adversarial detection by the disagreement of the two ways.
 
 Eq. 12's rule flags an input as adversarial when the robust and the non-robust
-way predict different classes; :func:`aatk.evaluation.detection_score` is its
+way predict different classes; [`aatk.evaluation.detection_score`][aatk.evaluation.detection_score] is its
 continuous version (the Jensen–Shannon divergence of the two softmaxes).
 Sweeping a threshold over that score gives a ROC curve, whose area is the
-``AUC`` figure of :func:`aatk.evaluate`.
+``AUC`` figure of [`aatk.evaluate`][aatk.evaluation.evaluate].
 
 Paper: Section 2.4 (Eq. 12), Section 3.3 and Table 4b (natural + standard-way
 adversarial mixture).
@@ -29,7 +29,7 @@ def roc_curve(scores: ArrayLike, positives: ArrayLike) -> tuple[np.ndarray, np.n
     positive: the point (1, 1)). Examples with tied scores cross the threshold
     together, so a tie is one diagonal step; hence the trapezoidal area under the
     curve is exactly the Mann–Whitney AUC with ties counted ½
-    (:func:`aatk.evaluation.roc_auc`).
+    ([`aatk.evaluation.roc_auc`][aatk.evaluation.roc_auc]).
 
     Paper: beyond the paper, which reports the thresholded rule of Eq. 12 only (RAD,
     Table 4b); Eq. 12 is one point of this curve when the score is the disagreement.
@@ -46,7 +46,7 @@ def roc_curve(scores: ArrayLike, positives: ArrayLike) -> tuple[np.ndarray, np.n
         ValueError: On non-real or non-finite scores, non-boolean labels, a shape
             mismatch or a non-1-D input, or without both positives and negatives.
 
-    Example:
+    Examples:
         >>> fpr, tpr, thresholds = roc_curve([0.1, 0.4, 0.35, 0.8], [False, False, True, True])
         >>> fpr.tolist(), tpr.tolist()
         ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
@@ -92,7 +92,7 @@ def _curve(report: EvaluationReport, group: str, rad_key: str) -> dict:
 def detection_curves(report: EvaluationReport) -> dict:
     """ROC curves of the continuous detection score, from an evaluation report.
 
-    Positives are the adversarial halves of the equal mixtures :func:`aatk.evaluate`
+    Positives are the adversarial halves of the equal mixtures [`aatk.evaluate`][aatk.evaluation.evaluate]
     scores: each natural example with its standard-way adversarial example
     (``"naive"``, Table 4b's setting, an attack that ignores the detector), and,
     if the report ran it, with its adaptive adversarial example (``"adaptive"``,
@@ -102,19 +102,21 @@ def detection_curves(report: EvaluationReport) -> dict:
     the curve and its AUC go beyond the paper.
 
     Args:
-        report: An :class:`~aatk.EvaluationReport` from :func:`aatk.evaluate`,
-            which keeps the per-example scores in ``report.details``.
+        report: An [`EvaluationReport`][aatk.evaluation.EvaluationReport] from
+            [`aatk.evaluate`][aatk.evaluation.evaluate], which keeps the
+            per-example scores in ``report.details``.
 
     Returns:
         A dict from ``"naive"`` (and ``"adaptive"``, when present) to a dict with
-        ``"fpr"``, ``"tpr"``, ``"thresholds"`` (see :func:`roc_curve`), ``"auc"``
-        (the trapezoidal area: equals the report's ``AUC`` / ``AUC_adaptive``) and
+        ``"fpr"``, ``"tpr"``, ``"thresholds"`` (see
+        [`roc_curve`][aatk.analysis.detection.roc_curve]), ``"auc"`` (the trapezoidal area:
+        equals the report's ``AUC`` / ``AUC_adaptive``) and
         ``"rad"`` (the report's ``RAD`` / ``RAD_adaptive``: the accuracy of Eq. 12's
         thresholded rule on the same mixture; NaN if the report lacks it).
 
     Raises:
         ValueError: If ``report`` is not an EvaluationReport, has no details, or its
-            details lack the detection scores; or as :func:`roc_curve`.
+            details lack the detection scores; or as [`roc_curve`][aatk.analysis.detection.roc_curve].
     """
     if not isinstance(report, EvaluationReport):
         raise ValueError(f"report must be an aatk.EvaluationReport (from aatk.evaluate), got {type(report).__name__}")

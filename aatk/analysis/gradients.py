@@ -84,10 +84,11 @@ def input_gradients(
     function built for this call (traced once per batch shape).
 
     Paper: Appendix D.1 (Tsipras et al., 2019): "the gradient for a clean image
-    w.r.t. the robust and non-robust way loss". Display it with :func:`gradient_image`.
+    w.r.t. the robust and non-robust way loss". Display it with
+    [`gradient_image`][aatk.analysis.gradients.gradient_image].
 
     Args:
-        model: A :class:`~aatk.ThreeWayModel`.
+        model: A [`ThreeWayModel`][aatk.model.ThreeWayModel].
         x: Clean inputs, batch first, e.g. (n, H, W, C) images.
         y: Integer labels, shape (n,) or (n, 1).
         ways: Which of ``aatk.model.WAYS`` (``"standard"``, ``"robust"``, ``"non_robust"``).
@@ -102,7 +103,7 @@ def input_gradients(
             ``model.validate_inputs`` rejects (wrong per-example shape, non-finite
             inputs, bad or mismatched labels).
 
-    Example:
+    Examples:
         >>> from aatk import ThreeWayModel
         >>> enc = lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu")])
         >>> model = ThreeWayModel(enc(), enc(), num_classes=2)
@@ -155,17 +156,17 @@ def gradient_image(gradients: Tensor) -> np.ndarray:
 
     Args:
         gradients: Real array (batch, ...) of gradients, e.g. the output of
-            :func:`input_gradients` for one way, shape (n, H, W, C).
+            [`input_gradients`][aatk.analysis.gradients.input_gradients] for one way, shape (n, H, W, C).
 
     Returns:
         A float32 array of the same shape with values in [0, 1], ready for
-        :func:`aatk.analysis.image_grid`.
+        [`aatk.analysis.image_grid`][aatk.analysis.plots.image_grid].
 
     Raises:
         ValueError: If the array is not real-valued, has fewer than 2 dimensions,
             has examples with no values, or holds NaN or inf.
 
-    Example:
+    Examples:
         >>> gradient_image(np.array([[0.0, 1.0, 2.0, 3.0], [5.0, 5.0, 5.0, 5.0]])).round(3)
         array([[0.   , 0.333, 0.667, 1.   ],
                [0.5  , 0.5  , 0.5  , 0.5  ]], dtype=float32)

@@ -5,7 +5,7 @@ minimises the distance between its representation and that of a target image,
 ‖g(x) − g(x_target)‖₂, with ℓ2-normalised steps clipped to the input bounds — the
 procedure of Engstrom et al. (2019), "Adversarial robustness as a prior for learned
 representations", also used by Ilyas et al. (2019) to build their robust dataset
-(see :func:`aatk.baselines.robust_dataset`). Inverting the robust representation of
+(see [`aatk.baselines.robust_dataset`][aatk.baselines.robust_dataset]). Inverting the robust representation of
 a robust model gives human-recognisable images; inverting a non-robust one gives
 noise (the paper's Figure 2a and Figure 4).
 
@@ -35,7 +35,7 @@ _TINY = 1e-12
 
 @dataclasses.dataclass(frozen=True)
 class InversionResult:
-    """What :func:`invert_representation` found.
+    """What [`invert_representation`][aatk.analysis.inversion.invert_representation] found.
 
     Attributes:
         images: The inverted inputs, float32, shape of the targets, within the bounds.
@@ -151,9 +151,9 @@ def invert_representation(
     from random noise), Figure 2a, Figure 4.
 
     Args:
-        model: A :class:`~aatk.ThreeWayModel` (or any model with
+        model: A [`ThreeWayModel`][aatk.model.ThreeWayModel] (or any model with
             ``representations(x, training=False) -> (z_r, z_n)``, such as
-            :class:`~aatk.baselines.CombinedOneWay`).
+            [`CombinedOneWay`][aatk.baselines.CombinedOneWay]).
         targets: The target inputs, batch first, within ``bounds``.
         representation: ``"robust"`` (z_r) or ``"non_robust"`` (z_n).
         start: ``"noise"`` — uniform in ``bounds``, drawn from ``seed`` — or an array
@@ -166,14 +166,15 @@ def invert_representation(
         batch_size: Targets inverted together in one compiled loop.
 
     Returns:
-        An :class:`InversionResult` with the images and the distances before and after.
+        An [`InversionResult`][aatk.analysis.inversion.InversionResult] with the
+            images and the distances before and after.
 
     Raises:
         ValueError: On an unknown representation, a model without ``representations``,
             steps < 1, step_size ≤ 0, bad bounds or batch_size, targets or start that
             are empty, non-finite, outside ``bounds`` or of the wrong shape.
 
-    Example:
+    Examples:
         >>> from aatk import ThreeWayModel
         >>> enc = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
         >>> model = ThreeWayModel(enc(), enc(), num_classes=2)

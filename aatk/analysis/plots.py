@@ -1,11 +1,11 @@
 """Figures of the paper's analyses, written as PNG files.
 
-Each function draws on its own :class:`matplotlib.figure.Figure` with an Agg
+Each function draws on its own `matplotlib.figure.Figure` with an Agg
 canvas, so nothing here touches pyplot's global state or backend: it works
 headless and inside notebooks alike. matplotlib is imported only when a figure
 is drawn. Every function validates its inputs first (nothing is clipped or
 dropped silently), writes the PNG at ``path`` (creating the parent folder) and
-returns its :class:`pathlib.Path`.
+returns its `pathlib.Path`.
 
 Paper: Figure 2a (representations), Figure 2b (ablation), Figures 3–4 (gradients
 and inversions, Appendix D), Table 4b (detection).
@@ -35,7 +35,7 @@ WAY_STYLES = {
 """Fixed colour, marker and legend label of each way in every plot."""
 
 ABLATION_KEYS = ("S", "R", "N", "R_adv", "N_adv", "DIA")
-"""The figures :func:`plot_ablation` draws, in this order (those of Fig. 2b)."""
+"""The figures [`plot_ablation`][aatk.analysis.plots.plot_ablation] draws, in this order (those of Fig. 2b)."""
 
 _ABLATION_STYLES = {
     "S": {"label": "S (std)", "color": "tab:blue", "hatch": None},
@@ -158,7 +158,7 @@ def image_grid(
             outside [0, 1] or non-finite, rows of different lengths, the wrong number
             of column titles, or a path not ending in ``.png``.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> folder = pathlib.Path(tempfile.mkdtemp())
         >>> images = np.linspace(0, 1, 2 * 4 * 4).reshape(2, 4, 4)
@@ -249,9 +249,9 @@ def plot_accuracy_vs_eps(curves: dict, path: str | os.PathLike, *, title: str | 
 
     One line per way, with fixed colours and markers (standard blue circles, robust
     green squares, non-robust red triangles). ``curves`` is one result of
-    :func:`aatk.analysis.accuracy_vs_eps`, or a dict from a name (e.g. a training
-    method) to such results: then one panel per name, side by side, sharing the
-    accuracy axis.
+    [`aatk.analysis.accuracy_vs_eps`][aatk.analysis.curves.accuracy_vs_eps], or a
+    dict from a name (e.g. a training method) to such results: then one panel per
+    name, side by side, sharing the accuracy axis.
 
     Paper: Section 2.5 and Tables 1–3 (R, N at one ε); the curve goes beyond them.
 
@@ -268,7 +268,7 @@ def plot_accuracy_vs_eps(curves: dict, path: str | os.PathLike, *, title: str | 
             unknown way, lengths that differ from ``eps``, accuracies outside
             [0, 1] or non-finite, or a path not ending in ``.png``.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> result = {"eps": np.array([0.0, 0.1, 0.2]), "norm": "linf",
         ...           "accuracy": {"robust": np.array([0.9, 0.8, 0.7]), "non_robust": np.array([0.9, 0.1, 0.0])}}
@@ -367,7 +367,7 @@ def plot_ablation(results: dict[str, dict[str, float]], path: str | os.PathLike,
             (e.g. a whole evaluation report: select the six keys), a value that is
             not a number, non-finite, or out of range, or a path not ending in ``.png``.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> results = {"ST": {"S": 0.93, "R_adv": 0.01, "N_adv": 0.02, "DIA": -0.01},
         ...            "ST+AS": {"S": 0.9, "R_adv": 0.5, "N_adv": 0.1, "DIA": 0.4}}
@@ -444,7 +444,7 @@ def plot_training_curves(curves: dict, path: str | os.PathLike, *, title: str | 
         ValueError: On an empty mapping, a run without epochs, a list whose length is not
             the number of epochs, or a value out of range.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> curves = {"AAT++": {"epoch": [1, 2], "R_adv": [0.5, 0.7], "N_adv": [0.1, 0.0], "DIA": [0.4, 0.7]}}
         >>> plot_training_curves(curves, pathlib.Path(tempfile.mkdtemp()) / "curves.png").suffix
@@ -539,12 +539,14 @@ def _checked_roc(name: str, entry) -> dict:
 def plot_roc(curves: dict, path: str | os.PathLike, *, title: str | None = None) -> Path:
     """ROC curves of adversarial detection, overlaid, with their AUC in the legend.
 
-    ``curves`` is the output of :func:`aatk.analysis.detection_curves` (``"naive"``:
-    natural + standard-way adversarial, Table 4b's setting; ``"adaptive"``: natural +
-    adaptive adversarial) or any dict name → ``{"fpr", "tpr"[, "auc"][, "rad"]}``.
-    The dashed diagonal is a detector that guesses. Without ``"auc"`` the area is
-    computed by the trapezoidal rule; an entry's ``"rad"`` (Eq. 12's accuracy on
-    the mixture) is shown in the legend when present.
+    ``curves`` is the output of
+    [`aatk.analysis.detection_curves`][aatk.analysis.detection.detection_curves]
+    (``"naive"``: natural + standard-way adversarial, Table 4b's setting;
+    ``"adaptive"``: natural + adaptive adversarial) or any dict name →
+    ``{"fpr", "tpr"[, "auc"][, "rad"]}``. The dashed diagonal is a detector that
+    guesses. Without ``"auc"`` the area is computed by the trapezoidal rule; an
+    entry's ``"rad"`` (Eq. 12's accuracy on the mixture) is shown in the legend when
+    present.
 
     Paper: Section 3.3, Table 4b (beyond the paper: the whole curve of the
     continuous score rather than Eq. 12's single rule).
@@ -562,7 +564,7 @@ def plot_roc(curves: dict, path: str | os.PathLike, *, title: str | None = None)
             different lengths, outside [0, 1] or decreasing, an AUC outside [0, 1],
             or a path not ending in ``.png``.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> curve = {"fpr": np.array([0.0, 0.2, 1.0]), "tpr": np.array([0.0, 0.7, 1.0]), "auc": 0.75}
         >>> plot_roc({"naive": curve}, pathlib.Path(tempfile.mkdtemp()) / "roc.png").name

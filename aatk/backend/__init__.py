@@ -3,7 +3,7 @@
 Everything else — the objectives, the attack's per-norm hooks, the train step's
 logic, the evaluation — is written with ``keras.ops`` and is backend-agnostic.
 This package exposes the few operations that cannot be, one module per backend
-(:mod:`aatk.backend.tensorflow`, :mod:`aatk.backend.jax`):
+([`aatk.backend.tensorflow`][aatk.backend.tensorflow], [`aatk.backend.jax`][aatk.backend.jax]):
 
 * ``input_gradient(loss_fn, x)``: the gradient of a loss with respect to the
   *inputs* (for attacks);

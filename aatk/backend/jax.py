@@ -1,10 +1,10 @@
-"""JAX implementations of the backend glue (see :mod:`aatk.backend`).
+"""JAX implementations of the backend glue (see [`aatk.backend`][aatk.backend]).
 
 Keras's JAX backend is functional: inside a compiled step, a variable's value is
-whatever a :class:`keras.StatelessScope` maps it to, and an assignment is recorded
+whatever a `keras.StatelessScope` maps it to, and an assignment is recorded
 in the scope instead of changing the variable. The stateful code of aatk — the
 train step, the attacks, the metrics, ``optimizer.apply`` — therefore runs
-unchanged inside :func:`stateful_step`, which opens one scope over the whole
+unchanged inside [`stateful_step`][aatk.backend.jax.stateful_step], which opens one scope over the whole
 state Keras hands to ``train_step`` / ``test_step`` and returns the new state.
 Gradients are ``jax.grad`` of the same Python functions the TensorFlow path tapes.
 
@@ -71,7 +71,7 @@ def value_and_weight_gradients(
 ) -> tuple[Any, dict, list]:
     """Evaluates ``loss_fn()`` → (loss, aux) and the gradient of loss w.r.t. ``variables``.
 
-    Must run inside :func:`stateful_step` (Keras's JAX ``train_step``). The other
+    Must run inside [`stateful_step`][aatk.backend.jax.stateful_step] (Keras's JAX ``train_step``). The other
     variables of the step keep their current values; the updates ``loss_fn`` makes
     to them (BatchNorm statistics, dropout seeds) are carried back to the step.
 
@@ -230,9 +230,10 @@ def check_batch(
     """No value checks in the compiled JAX step (it cannot raise without a host round trip).
 
     Arrays are checked whole before training, every batch of a ``tf.data.Dataset`` in
-    its input pipeline (:func:`checked_dataset`), and every batch of a Python generator
-    or a ``keras.utils.PyDataset`` on the host before it reaches the step; see
-    ``ThreeWayModel.fit``. Only dtypes, known when the step is traced, are checked here.
+    its input pipeline ([`checked_dataset`][aatk.backend.jax.checked_dataset]), and
+    every batch of a Python generator or a ``keras.utils.PyDataset`` on the host before
+    it reaches the step; see ``ThreeWayModel.fit``. Only dtypes, known when the step is
+    traced, are checked here.
 
     Raises:
         ValueError: At tracing time, on inputs of an integer dtype or labels that are not numbers.

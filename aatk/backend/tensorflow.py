@@ -1,4 +1,4 @@
-"""TensorFlow implementations of the backend glue (see :mod:`aatk.backend`)."""
+"""TensorFlow implementations of the backend glue (see [`aatk.backend`][aatk.backend])."""
 
 from __future__ import annotations
 
@@ -107,8 +107,9 @@ def check_batch(
     """In-graph checks of one batch; a failure stops the computation with the message.
 
     Returns the assertion ops, for use as control dependencies. Under XLA these
-    ops compile to nothing, which is why :func:`checked_dataset` runs them in the
-    input pipeline as well.
+    ops compile to nothing, which is why
+    [`checked_dataset`][aatk.backend.tensorflow.checked_dataset] runs them in
+    the input pipeline as well.
 
     Args:
         x: The inputs.
@@ -166,13 +167,13 @@ def checked_dataset(
     input_range: tuple[float, float] | None = None,
     labels: bool = True,
 ) -> tf.data.Dataset:
-    """``dataset`` with :func:`check_batch` run on every batch it yields.
+    """``dataset`` with [`check_batch`][aatk.backend.tensorflow.check_batch] run on every batch it yields.
 
     Args:
         dataset: Batches ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
-        num_classes: As :func:`check_batch`.
-        bounds: As :func:`check_batch`.
-        input_range: As :func:`check_batch`.
+        num_classes: As [`check_batch`][aatk.backend.tensorflow.check_batch].
+        bounds: As [`check_batch`][aatk.backend.tensorflow.check_batch].
+        input_range: As [`check_batch`][aatk.backend.tensorflow.check_batch].
         labels: Whether the labels are checked too (``False`` for predict, which does not read them).
 
     Returns:

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aatk import datasets
 from aatk.cli import main
-from aatk.model import ThreeWayModel
 from aatk.configs import ATTACK_PRESETS, ConfigError, load_config
+
+from cli_testutils import tensorflow_pass_only
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs").glob("[a-z]*.toml"))
@@ -184,6 +184,8 @@ def _weights(path: Path) -> list[np.ndarray]:
 
 
 @needs_data
+@tensorflow_pass_only("a real SIGKILL and resume of the command-line process; the bit-identical resume itself "
+                      "is checked under both backends in test_training_fit.py")
 def test_training_killed_mid_run_resumes_to_the_same_result(tmp_path: Path) -> None:
     config = _write(tmp_path, TINY)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -265,27 +267,3 @@ def test_epoch_order_is_a_seeded_permutation_redrawn_every_epoch() -> None:
     np.testing.assert_array_equal(first, epoch_order(50, seed=3, epoch=0))
     assert not np.array_equal(first, epoch_order(50, seed=3, epoch=1))
     assert not np.array_equal(first, epoch_order(50, seed=4, epoch=0))
-
-
-@needs_data
-def test_training_without_tensorflow_uses_numpy_batches(tmp_path: Path, monkeypatch) -> None:
-    """As on a machine with JAX and no TensorFlow: no tf.data anywhere, the NumPy epoch order."""
-    from aatk import training
-
-    monkeypatch.setattr(training, "_tensorflow_or_none", lambda: None)
-    monkeypatch.setattr(training, "epoch_batches", None)  # any use of the tf.data path would fail
-    seen = []
-    original_fit = ThreeWayModel.fit
-
-    def recording_fit(self, x=None, y=None, *args, **kwargs):
-        seen.append((type(x).__name__, np.asarray(y[:5]).tolist(), kwargs.get("batch_size")))
-        return original_fit(self, x, y, *args, **kwargs)
-
-    monkeypatch.setattr(ThreeWayModel, "fit", recording_fit)
-    config_path = _write(tmp_path, TINY.replace("epochs = 3", "epochs = 2").replace("subset = 256", "subset = 128"))
-    config = load_config(config_path)
-    training.train(config, out=tmp_path / "run", data_dir=str(DATA), verbose=0)
-    _, labels = datasets.load_arrays("mnist", "train", data_dir=str(DATA), subset=128)
-    expected = [labels[training.epoch_order(128, seed=3, epoch=epoch)][:5].tolist() for epoch in range(2)]
-    assert seen == [("ndarray", expected[0], 64), ("ndarray", expected[1], 64)]
-    assert (tmp_path / "run" / "model.keras").exists()
