@@ -12,6 +12,7 @@ submodule (``aatk.model``, ``aatk.baselines`` …) imported directly registers i
 """
 
 import importlib as _importlib
+import sys as _sys
 import typing as _typing
 
 __version__ = "0.1.0"
@@ -51,6 +52,7 @@ __all__ = [
     "datasets",
     "evaluate",
     "initializers",
+    "load_model",
     "optim",
 ]
 
@@ -86,3 +88,28 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def load_model(path, **kwargs):
+    """Loads a saved aatk model (``.keras``): ``keras.models.load_model`` with every Keras
+    class of aatk registered first.
+
+    ``keras.models.load_model`` alone finds aatk's classes only once they are registered,
+    which happens at the first use of any aatk name (or when Keras was imported before
+    aatk); this function does not depend on that.
+
+    Args:
+        path: The ``.keras`` file.
+        **kwargs: Passed on to ``keras.models.load_model`` (e.g. ``compile=False``).
+
+    Returns:
+        The model: a [`ThreeWayModel`][aatk.model.ThreeWayModel] for runs of ``aatk train``.
+    """
+    _load_everything()
+    import keras
+
+    return keras.models.load_model(path, **kwargs)
+
+
+if "keras" in _sys.modules:  # Keras is loaded already: registering aatk's classes now costs little
+    _load_everything()

@@ -63,7 +63,7 @@ def test_using_aatk_has_one_runnable_example() -> None:
     compile(example, "README.md (Using aatk)", "exec")
     # Complete as written: data, encoders, recipe, fit, ways, PGD-40, save and load.
     for needed in ("aatk.datasets.load(", "aatk.optim.TorchSGD(", "PiecewiseConstantWithWarmup(", "model.fit(",
-                   "way=way", "steps=40", "aatk.evaluate(", "model.save(", "keras.models.load_model("):
+                   "way=way", "steps=40", "aatk.evaluate(", "model.save(", "aatk.load_model("):
         assert needed in example, f"the example lost {needed!r}"
 
 

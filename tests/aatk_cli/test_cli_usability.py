@@ -465,3 +465,28 @@ def test_source_revision_outside_a_checkout_and_without_git(tmp_path: Path, monk
     assert provenance.source_revision() == {"commit": None, "dirty": None}
     found = provenance.environment()
     assert found["git_commit"] is None and found["aatk_version"] == metadata.version("aatk")
+
+
+def test_a_saved_model_loads_whatever_the_import_order(tmp_path: Path) -> None:
+    """``import aatk`` is lazy, so Keras knows aatk's classes only after their first use:
+    aatk.load_model registers them itself, and so does importing aatk after Keras."""
+    save = f"""
+import numpy as np, keras, aatk
+encoder = lambda name: keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(4, activation="relu")], name=name)
+model = aatk.ThreeWayModel(encoder("g_r"), encoder("g_n"), num_classes=3)
+model.compile(optimizer="sgd", method="st")
+model.fit(np.zeros((4, 2, 2, 1), "float32"), np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+model.save({str(tmp_path / "m.keras")!r})
+"""
+    loads = {
+        "aatk.load_model": "import aatk\nmodel = aatk.load_model(PATH)",
+        "keras first": "import keras\nimport aatk\nmodel = keras.models.load_model(PATH)",
+    }
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", save], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for how, code in loads.items():
+        script = f"PATH = {str(tmp_path / 'm.keras')!r}\n{code}\nprint(type(model).__name__)"
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                              env=env)
+        assert done.returncode == 0 and "ThreeWayModel" in done.stdout, (how, done.stderr[-3000:])
