@@ -1,8 +1,9 @@
 """aatk: Adversarial Asymmetric Training for robustness disentanglement (Wang et al., 2020).
 
 A three-way Keras model ([`ThreeWayModel`][aatk.model.ThreeWayModel]) trained with AAT/AAT++ through
-plain ``fit``, the PGD attacks it needs ([`PGD`][aatk.attacks.PGD]) and the evaluation of
-disentanglement ([`evaluate`][aatk.evaluation.evaluate]). The exact theory of the paper's toy problem
+plain ``fit``, the PGD attacks it needs ([`PGD`][aatk.attacks.pgd.PGD]), the attacks that check it
+([`APGD`][aatk.attacks.apgd.APGD], [`SquareAttack`][aatk.attacks.square.SquareAttack]) and the evaluation of
+disentanglement ([`evaluate`][aatk.evaluation.evaluate]), worst case over attacks included. The exact theory of the paper's toy problem
 lives in the sibling package `theory`.
 
 ``import aatk`` is quick: it imports neither Keras nor a backend. The first use of any of
@@ -25,23 +26,27 @@ _NAMES: dict[str, str] = {
     "METHODS": "aatk.objectives",
     "TERMS": "aatk.objectives",
     "PGD": "aatk.attacks",
-    "WAYS": "aatk.model",
+    "APGD": "aatk.attacks",
+    "SquareAttack": "aatk.attacks",
+    "WAYS": "aatk.ways",
     "ThreeWayModel": "aatk.model",
     "EvaluationReport": "aatk.evaluation",
     "evaluate": "aatk.evaluation",
 }
 """Public name of the package → the module that defines it."""
 
-_SUBPACKAGES = ("analysis", "backbones", "baselines", "datasets", "initializers", "optim")
+_SUBPACKAGES = ("analysis", "backbones", "baselines", "datasets", "detector", "initializers", "masking", "optim")
 """Modules that ``import aatk`` has always made available as attributes."""
 
 __all__ = [
+    "APGD",
     "L_AN",
     "L_AR",
     "L_AS",
     "L_ST",
     "METHODS",
     "PGD",
+    "SquareAttack",
     "TERMS",
     "WAYS",
     "EvaluationReport",
@@ -50,17 +55,20 @@ __all__ = [
     "backbones",
     "baselines",
     "datasets",
+    "detector",
     "evaluate",
     "initializers",
     "load_model",
+    "masking",
     "optim",
 ]
 
 if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load on first use
-    from aatk import analysis, backbones, baselines, datasets, initializers, optim
-    from aatk.attacks import PGD
+    from aatk import analysis, backbones, baselines, datasets, detector, initializers, masking, optim
+    from aatk.attacks import APGD, PGD, SquareAttack
     from aatk.evaluation import EvaluationReport, evaluate
-    from aatk.model import WAYS, ThreeWayModel
+    from aatk.model import ThreeWayModel
+    from aatk.ways import WAYS
     from aatk.objectives import L_AN, L_AR, L_AS, L_ST, METHODS, TERMS
 
 

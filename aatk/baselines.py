@@ -157,7 +157,7 @@ class CombinedOneWay(keras.Model):
 
         Args:
             x: A batch of inputs.
-            ways: Which of [`WAYS`][aatk.model.WAYS] to compute.
+            ways: Which of [`WAYS`][aatk.ways.WAYS] to compute.
             training: Training mode passed to both models.
 
         Returns:

@@ -140,7 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--run", required=True, help="a run folder written by 'aatk train'")
     evaluate.add_argument("--subset", type=int, help="evaluate on the first N test examples (default: all)")
     evaluate.add_argument("--attack", action="append",
-                          help="only this test attack, repeatable (default: every test attack of the run)")
+                          help="only this attack, repeatable: a test attack of the run or any preset, e.g. "
+                               "mnist-strong (default: every test attack of the run)")
     evaluate.add_argument("--batch-size", type=int, default=500, help="test examples per batch")
     evaluate.add_argument("--no-adaptive", action="store_true", help="skip the adaptive attack on the detector")
     evaluate.add_argument("--dtype", choices=("float32", "mixed_bfloat16"),
@@ -169,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="Keras progress while training: auto, 0 (none), 1 (a bar) or 2 (a line per epoch)")
 
     analyze = command("analyze", "figures of trained runs: gradients, inversion, eps-curve, detection, "
-                                 "dead-relus, monitor")
+                                 "masking, detector, dead-relus, monitor")
     analyses = analyze.add_subparsers(dest="analysis", required=True, parser_class=_Parser, metavar="ANALYSIS")
 
     def analysis(name: str, help_text: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -204,6 +205,22 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", required=True, help="output folder")
     sub.add_argument("--subset", type=int, default=1000, help="first N test examples")
     sub.add_argument("--attack", help="test attack (default: each run's first)")
+
+    sub = analysis("masking", "gradient-masking checks of every way, from a worst-case evaluation", shared)
+    sub.add_argument("--run", required=True, help="a finished run folder")
+    sub.add_argument("--out", required=True, help="output folder")
+    sub.add_argument("--subset", type=int, default=1000, help="first N test examples")
+    sub.add_argument("--attack", help="the ensemble to evaluate under (default: the dataset's strong preset, "
+                                      "e.g. mnist-strong)")
+    sub.add_argument("--steps", type=int, default=20, help="PGD steps of the checks' cheaper attack")
+
+    sub = analysis("detector", "the detector (Eq. 12) under adaptive attacks: RAD, calibration, evasion", shared)
+    sub.add_argument("--runs", required=True, nargs="+", help="finished run folders")
+    sub.add_argument("--out", required=True, help="output folder")
+    sub.add_argument("--subset", type=int, default=1000, help="first N test examples")
+    sub.add_argument("--steps", type=int, default=100, help="APGD steps of every adaptive attack")
+    sub.add_argument("--weights", type=float, nargs="+",
+                     help="weights of the divergence attack (default: 0 0.1 1 10 100)")
 
     sub = analysis("dead-relus", "dead ReLU units per layer over the first training steps, for several recipes",
                    shared)
@@ -368,15 +385,32 @@ def _read_evaluation(path: Path) -> dict:
 
 
 def _attack_summary(settings: dict | None) -> str:
-    """``{"norm": "linf", "eps": 0.3, "steps": 40, ...}`` → ``"linf ε=0.3, 40 steps of 0.01, random start"``."""
+    """An attack's recorded settings in words.
+
+    ``{"norm": "linf", "eps": 0.3, "steps": 40, ...}`` → ``"linf ε=0.3, 40 steps of 0.01, random start"``;
+    APGD, the Square Attack and ensembles (``"attacks"``) likewise.
+    """
     import json
 
     if not settings:
         return f"settings {_UNKNOWN}"
     try:
+        if "attacks" in settings:
+            parts = "; ".join(_attack_summary(item) for item in settings["attacks"])
+            return f"worst case of [{parts}]" + (", cascade" if settings.get("cascade") else "")
+        kind = settings.get("attack", "pgd")
+        ball = f"{settings['norm']} ε={float(settings['eps']):g}"
+        if kind == "apgd":
+            loss = "T" if settings.get("targeted") else str(settings.get("loss", "ce")).upper()
+            text = f"APGD-{loss} {ball}, {int(settings.get('steps', 100))} steps"
+            if settings.get("targeted"):
+                text += f", {int(settings.get('target_classes', 9))} target classes"
+            restarts = int(settings.get("restarts", 1))
+            return text + (f", {restarts} restarts" if restarts > 1 else "")
+        if kind == "square":
+            return f"Square {ball}, {int(settings.get('queries', 5000))} queries"
         steps = int(settings["steps"])
-        text = (f"{settings['norm']} ε={float(settings['eps']):g}, {steps} step{'s' * (steps != 1)} "
-                f"of {float(settings['step_size']):g}")
+        text = f"{ball}, {steps} step{'s' * (steps != 1)} of {float(settings['step_size']):g}"
     except (KeyError, TypeError, ValueError):
         return json.dumps(settings, sort_keys=True)
     return text + (", random start" if settings.get("random_start") else "")
@@ -575,6 +609,14 @@ def _analyze(args: argparse.Namespace) -> int:
         )
     elif args.analysis == "monitor":
         path = experiments.monitor_figure(args.runs, out=args.out, title=args.title)
+    elif args.analysis == "masking":
+        path = experiments.masking_report(args.run, out=args.out, attack=args.attack, data_dir=args.data_dir,
+                                          subset=args.subset, steps=args.steps, progress=progress)
+        print(path.read_text())
+    elif args.analysis == "detector":
+        path = experiments.detector_attacks(args.runs, out=args.out, data_dir=args.data_dir, subset=args.subset,
+                                            steps=args.steps, weights=args.weights, progress=progress)
+        print(path.read_text())
     elif args.analysis == "eps-curve":
         path = experiments.eps_curve_figure(
             args.runs, out=args.out, norm=args.norm, data_dir=args.data_dir, subset=args.subset,

@@ -20,12 +20,12 @@ from keras import ops
 from scipy import stats
 
 from aatk import backend
-from aatk.attacks import PGD
+from aatk.attacks.base import Attack, way_logits_function
 from aatk.model import ThreeWayModel
 from aatk.objectives import cross_entropy
 from aatk.progress import Progress, as_progress
 
-__all__ = ["EvaluationReport", "evaluate", "detection_score", "roc_auc"]
+__all__ = ["EvaluationReport", "evaluate", "attack_list", "attack_labels", "detection_score", "roc_auc"]
 
 _GROUPS = (
     ("Clean", ("S", "R", "N")),
@@ -36,12 +36,21 @@ _GROUPS = (
 )
 
 
+_PER_ATTACK_KEYS = ("R_adv", "N_adv", "DIA", "S_adv_s", "R_adv_s", "N_adv_s", "DIA_s")
+"""The figures reported for each attack of a worst-case evaluation."""
+
+
 class EvaluationReport(dict):
     """The figures of [`evaluate`][aatk.evaluation.evaluate] (a dict of floats), printable like the paper's tables.
 
     Attributes:
         samples: Number of test examples evaluated.
-        attack: The attack used.
+        attack: The attack used, or the list of attacks of a worst-case evaluation.
+        per_attack: For a list of attacks, each attack's own figures by its label
+            ([`attack_labels`][aatk.evaluation.attack_labels]): ``R_adv``, ``N_adv``, ``DIA``,
+            ``S_adv_s``, ``R_adv_s``, ``N_adv_s``, ``DIA_s`` under that attack alone, or, with
+            ``cascade``, the worst case over it and every attack before it.
+        cascade: Whether each attack ran only on the examples the earlier ones had not fooled.
         details: Per-example arrays behind the figures, for plots (ROC curves,
             confusion of the ways): ``details["labels"]`` (samples,) and, for each
             input group — ``"clean"``, ``"robust_attack"``, ``"non_robust_attack"``,
@@ -49,13 +58,44 @@ class EvaluationReport(dict):
             predicted class of each way evaluated on it (``"standard"``, ``"robust"``,
             ``"non_robust"``) and, where both the robust and the non-robust way were
             evaluated, the detection ``"score"`` ([`detection_score`][aatk.evaluation.detection_score]).
+            With several attacks these groups hold the per-example worst case, and
+            ``details["attacks"][label]`` each attack's own groups, with ``"attacked"``
+            marking the examples it ran on (all of them unless ``cascade``; −1 predictions elsewhere)
+            and ``details["worst_attack"][group]`` the index of the attack each example's
+            worst case comes from.
     """
 
-    def __init__(self, figures: dict, *, samples: int, attack: PGD, details: dict | None = None) -> None:
+    def __init__(
+        self,
+        figures: dict,
+        *,
+        samples: int,
+        attack: Attack | list[Attack],
+        details: dict | None = None,
+        per_attack: dict[str, dict[str, float]] | None = None,
+        cascade: bool = False,
+    ) -> None:
         super().__init__(figures)
         self.samples = samples
         self.attack = attack
         self.details = details if details is not None else {}
+        self.per_attack = per_attack if per_attack is not None else {}
+        self.cascade = cascade
+
+    @property
+    def attacks(self) -> list[Attack]:
+        """The attacks evaluated, in order (one for a single attack)."""
+        return list(self.attack) if isinstance(self.attack, (list, tuple)) else [self.attack]
+
+    def describe_attacks(self) -> str:
+        """One line naming the attack, or the attacks of a worst case and how they were run."""
+        if len(self.attacks) == 1:
+            return f"Attack: {self.attacks[0]!r}"
+        how = (
+            "each on the examples every earlier one failed on (cascade)" if self.cascade
+            else "each on every example"
+        )
+        return "Worst case per example over " + "; ".join(repr(a) for a in self.attacks) + f" ({how})"
 
     def intervals(self, *, confidence: float = 0.95) -> dict[str, tuple[float, float]]:
         """Confidence intervals of the accuracies and of DIA, from the per-example details.
@@ -105,15 +145,24 @@ class EvaluationReport(dict):
 
     def to_markdown(self) -> str:
         """A Markdown table, one row per figure, in percent."""
-        lines = [f"Attack: {self.attack!r}; {self.samples} test examples.", "", "| group | figure | % |", "|---|---|---|"]
+        lines = [f"{self.describe_attacks()}; {self.samples} test examples.", "", "| group | figure | % |", "|---|---|---|"]
         for group, keys in _GROUPS:
             for key in keys:
                 if key in self:
                     lines.append(f"| {group} | {key} | {100 * self[key]:.1f} |")
+        if self.per_attack:
+            keys = [k for k in _PER_ATTACK_KEYS if any(k in f for f in self.per_attack.values())]
+            what = "worst case up to and including each attack" if self.cascade else "each attack alone"
+            lines += ["", f"Per attack ({what}), %:", "", "| attack | " + " | ".join(keys) + " |",
+                      "|---|" + "---|" * len(keys)]
+            for label, figures in self.per_attack.items():
+                cells = " | ".join(f"{100 * figures[k]:.1f}" if k in figures else "–" for k in keys)
+                lines.append(f"| {label} | {cells} |")
+            lines.append("| **worst case** | " + " | ".join(f"**{100 * self[k]:.1f}**" for k in keys) + " |")
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        lines = [f"{self.samples} test examples; attack {self.attack!r}"]
+        lines = [f"{self.samples} test examples; {self.describe_attacks()}"]
         for group, keys in _GROUPS:
             present = [k for k in keys if k in self]
             if present:
@@ -189,79 +238,171 @@ def _most_likely_wrong_class(logits, labels):
     return ops.cast(ops.argmax(logits - 1e9 * mask, axis=-1), "int32")
 
 
-_PHASES = (
-    ("robust_attack", "attack on the robust way"),
-    ("non_robust_attack", "attack on the non-robust way"),
-    ("standard_attack", "attack on the standard way"),
-    ("adaptive_attack", "adaptive attack on the detector"),
+_WAY_GROUPS = (
+    ("robust_attack", "robust", ("robust",)),
+    ("non_robust_attack", "non_robust", ("non_robust",)),
+    ("standard_attack", "standard", ("standard", "robust", "non_robust")),
 )
-"""The attacks [`evaluate`][aatk.evaluation.evaluate] runs on every batch, in this order: the
-group of per-example results each one fills, and its name in the progress bar."""
+"""The attacks [`evaluate`][aatk.evaluation.evaluate] runs with every attack it is given: the group of
+per-example results each fills, the way it attacks, and the ways evaluated on its examples."""
+
+_STEP_NAMES = {
+    "robust_attack": "attack on the robust way",
+    "non_robust_attack": "attack on the non-robust way",
+    "standard_attack": "attack on the standard way",
+    "adaptive_attack": "adaptive attack on the detector",
+}
 
 
-def _phase_evaluators(model: ThreeWayModel, attack: PGD, adaptive: bool):
-    """Compiled functions from one batch to per-example predictions and scores, one per phase.
+def attack_list(attack: Attack | Any) -> list[Attack]:
+    """``attack`` as a non-empty list of aatk attacks (one attack, or a list or tuple of them).
 
-    Returns:
-        ``clean(x, y) -> (predictions, adaptive target)`` and a list of ``(group, step name,
-        attacked(x, y, target) -> predictions)``, one per attack of
-        [`_PHASES`][aatk.evaluation._PHASES] that is run. Each is compiled on its own, so that
-        progress can be shown between them; they draw the attack's random starts in the order
-        listed, batch by batch.
+    Raises:
+        ValueError: On anything else, naming what was given.
     """
+    attacks = [attack] if isinstance(attack, Attack) else list(attack) if isinstance(attack, (list, tuple)) else None
+    if not attacks:
+        raise ValueError(
+            "attack must be an aatk attack (aatk.PGD, aatk.APGD, aatk.SquareAttack) or a non-empty list of them, "
+            f"got {attack!r}"
+        )
+    for index, item in enumerate(attacks):
+        if not isinstance(item, Attack):
+            raise ValueError(f"attack[{index}] must be an aatk attack (PGD, APGD, SquareAttack), got {type(item).__name__}")
+    return attacks
 
-    def predictions(x, ways=("standard", "robust", "non_robust")):
-        logits = model.way_logits(x, ways=ways, training=False)
-        out = {way: ops.argmax(value, axis=-1) for way, value in logits.items()}
-        if "robust" in logits and "non_robust" in logits:
-            out["score"] = detection_score(logits["robust"], logits["non_robust"])
-        return out, logits
 
-    def way_loss(way, labels):
-        return lambda points: cross_entropy(model(points, training=False, way=way), labels)
+def attack_labels(attacks: list[Attack]) -> list[str]:
+    """Short, distinct labels of ``attacks`` for reports (``"PGD-40"``, ``"APGD-T"``; ``" #2"`` added to repeats)."""
+    labels, seen = [], {}
+    for item in attacks:
+        label = item.label
+        seen[label] = seen.get(label, 0) + 1
+        labels.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return labels
+
+
+def _predictions(model, x, ways=("standard", "robust", "non_robust")):
+    """Per-example predicted class of ``ways`` on ``x`` and, with both the robust and the
+    non-robust way, the detection score; plus the logits."""
+    logits = model.way_logits(x, ways=ways, training=False)
+    out = {way: ops.argmax(value, axis=-1) for way, value in logits.items()}
+    if "robust" in logits and "non_robust" in logits:
+        out["score"] = detection_score(logits["robust"], logits["non_robust"])
+    return out, logits
+
+
+def _clean_evaluator(model):
+    """Compiled ``(x, y) -> predictions`` on the clean inputs, with the adaptive attack's ``"target"``."""
 
     def clean(x, y):
-        out, logits = predictions(x)
+        out, logits = _predictions(model, x)
         # The adaptive attack's common target: the standard way's most likely wrong class.
-        return out, _most_likely_wrong_class(logits["standard"], y)
+        return {**out, "target": _most_likely_wrong_class(logits["standard"], y)}
 
-    # One function (one code object) per phase: TensorFlow counts retracings per code object,
-    # and three phases sharing one would look like a function retraced in a loop.
-    def robust_attack(x, y, target):
-        del target
-        return predictions(attack.perturb(way_loss("robust", y), x), ("robust",))[0]
+    return backend.compile_function(clean, state=model.variables)
 
-    def non_robust_attack(x, y, target):
-        del target
-        return predictions(attack.perturb(way_loss("non_robust", y), x), ("non_robust",))[0]
 
-    def standard_attack(x, y, target):
-        del target
-        return predictions(attack.perturb(way_loss("standard", y), x))[0]
+def _way_attack_evaluator(model, attack: Attack, group: str):
+    """Compiled ``(x, y) -> predictions`` on ``attack``'s examples of one group of `_WAY_GROUPS`."""
+    _, way, predicted_ways = next(item for item in _WAY_GROUPS if item[0] == group)
+    logits_fn = way_logits_function(model, way)
 
-    def adaptive_attack(x, y, target):
-        del y
+    # One function (one code object) per group: TensorFlow counts retracings per code object.
+    def robust_attack(x, y):
+        return _predictions(model, attack.run(logits_fn, x, y), predicted_ways)[0]
 
+    def non_robust_attack(x, y):
+        return _predictions(model, attack.run(logits_fn, x, y), predicted_ways)[0]
+
+    def standard_attack(x, y):
+        return _predictions(model, attack.run(logits_fn, x, y), predicted_ways)[0]
+
+    function = {"robust_attack": robust_attack, "non_robust_attack": non_robust_attack,
+                "standard_attack": standard_attack}[group]
+    return backend.compile_function(function, state=model.variables + attack.variables)
+
+
+def _adaptive_evaluator(model, attack: Attack):
+    """Compiled ``(x, target) -> predictions`` of the adaptive attack on the detector."""
+
+    def adaptive_attack(x, target):
         # Push both ways to the same wrong class, so that they agree and Eq. 12 sees nothing.
         def agreement_loss(points):
             logits = model.way_logits(points, ways=("robust", "non_robust"), training=False)
             return -(cross_entropy(logits["robust"], target) + cross_entropy(logits["non_robust"], target))
 
-        return predictions(attack.perturb(agreement_loss, x))[0]
+        return _predictions(model, attack.perturb(agreement_loss, x))[0]
 
-    functions = {
-        "robust_attack": robust_attack,
-        "non_robust_attack": non_robust_attack,
-        "standard_attack": standard_attack,
-        "adaptive_attack": adaptive_attack,
+    return backend.compile_function(adaptive_attack, state=model.variables + attack.variables)
+
+
+def _run_batched(function, inputs: tuple, indices: np.ndarray, batch_size: int, bar, done: float, step: str) -> dict:
+    """``function`` on the examples ``indices`` of ``inputs``, in batches of ``batch_size``.
+
+    The last batch is padded (with its last example) to the full size, so that every call
+    has one shape and each function is compiled once; the padding's outputs are dropped.
+
+    Returns:
+        Output name → array over ``indices``.
+    """
+    outputs: dict = {}
+    for start in range(0, len(indices), batch_size):
+        chosen = indices[start : start + batch_size]
+        padded = np.concatenate([chosen, np.repeat(chosen[-1:], batch_size - len(chosen))]) if len(indices) > batch_size else chosen
+        bar.update(done + start, step=step)
+        result = function(*(ops.convert_to_tensor(part[padded]) for part in inputs))
+        for key, value in result.items():
+            outputs.setdefault(key, []).append(np.asarray(ops.convert_to_numpy(value))[: len(chosen)])
+    bar.update(done + len(indices), step=step)
+    return {key: np.concatenate(parts) for key, parts in outputs.items()}
+
+
+def _worst_case(runs: list[dict], way: str, labels: np.ndarray) -> tuple[dict, np.ndarray]:
+    """The per-example worst case over attacks of one group.
+
+    Each example takes the outputs (every way's prediction, the score) of the first attack
+    whose example fooled ``way``, or of the first attack if none did: all ways are then
+    evaluated on one adversarial example per input.
+
+    Args:
+        runs: Per attack, in order, the group's outputs (arrays over all examples, −1 where the
+            attack did not run) and ``"attacked"`` (bool).
+        way: The way the group attacks.
+        labels: True labels.
+
+    Returns:
+        The worst-case outputs, and the index of the attack each example's come from.
+    """
+    chosen = np.full(labels.shape, -1)
+    for index, run in enumerate(runs):
+        fooled = run["attacked"] & (run[way] != labels)
+        chosen[(chosen == -1) & fooled] = index
+    chosen[chosen == -1] = 0
+    rows = np.arange(labels.size)
+    keys = [key for key in runs[0] if key != "attacked"]
+    return {key: np.stack([run[key] for run in runs])[chosen, rows] for key in keys}, chosen
+
+
+def _attacked_figures(groups: dict, labels: np.ndarray) -> dict:
+    """R_adv, N_adv, DIA and the standard-way attack's figures from the three groups' predictions."""
+
+    def accuracy(predictions):
+        return float(np.mean(predictions == labels))
+
+    figures = {
+        "R_adv": accuracy(groups["robust_attack"]["robust"]),
+        "N_adv": accuracy(groups["non_robust_attack"]["non_robust"]),
     }
-    state = model.variables + attack.variables
-    phases = [
-        (group, step, backend.compile_function(functions[group], state=state))
-        for group, step in _PHASES
-        if adaptive or group != "adaptive_attack"
-    ]
-    return backend.compile_function(clean, state=model.variables), phases
+    figures["DIA"] = figures["R_adv"] - figures["N_adv"]
+    standard_attack = groups["standard_attack"]
+    figures.update(
+        S_adv_s=accuracy(standard_attack["standard"]),
+        R_adv_s=accuracy(standard_attack["robust"]),
+        N_adv_s=accuracy(standard_attack["non_robust"]),
+    )
+    figures["DIA_s"] = figures["R_adv_s"] - figures["N_adv_s"]
+    return figures
 
 
 _DATASET_KINDS = "a tf.data.Dataset of (x, y) batches or a tuple (x, y) of arrays"
@@ -309,6 +450,24 @@ def _batches(data, batch_size: int):
         yield x[start : start + batch_size], y[start : start + batch_size]
 
 
+def _gather(dataset, batch_size: int, check=None) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs (float32) and labels (int32) of a dataset that passed `_check_dataset`, as two
+    arrays, each batch first passed to ``check(x, y)`` (which raises on bad input).
+
+    Raises:
+        ValueError: From ``check``, or on an empty dataset.
+    """
+    inputs, labels = [], []
+    for x, y in _batches(dataset, batch_size):
+        if check is not None:
+            check(x, y)
+        inputs.append(np.asarray(ops.convert_to_numpy(x), dtype=np.float32))
+        labels.append(np.asarray(ops.convert_to_numpy(y)).reshape(-1).astype(np.int32))
+    if not labels:
+        raise ValueError("dataset is empty")
+    return np.concatenate(inputs), np.concatenate(labels)
+
+
 def _detection(clean: dict, adversarial: dict, labels: np.ndarray) -> dict:
     """RAD, raw and calibrated accuracy, AUC and evasion on the equal mixture of clean and adversarial."""
     detected_clean = clean["robust"] != clean["non_robust"]  # Eq. 12 on natural inputs
@@ -331,14 +490,15 @@ def _detection(clean: dict, adversarial: dict, labels: np.ndarray) -> dict:
 def evaluate(
     model: ThreeWayModel,
     dataset: Any,
-    attack: PGD,
+    attack: Attack | list[Attack],
     *,
+    cascade: bool = False,
     adaptive: bool = True,
     batch_size: int = 256,
     progress: bool | Progress = False,
     verbose: bool = False,
 ) -> EvaluationReport:
-    """Evaluates disentanglement of a three-way model under ``attack``.
+    """Evaluates disentanglement of a three-way model under ``attack`` (or the worst case over several).
 
     Every figure is a fraction of test examples (in [0, 1]) except DIA and DIA_s,
     differences of two such fractions (in [−1, 1]):
@@ -363,18 +523,32 @@ def evaluate(
       most likely wrong class), so that D sees agreement. ``S_adv_adaptive``,
       ``RAD_adaptive``, ``calibrated_acc_adaptive``, ``AUC_adaptive`` and
       ``evasion_adaptive`` are the figures above on the mixture of natural and
-      adaptive examples. A detector is only as good as its worst attack.
+      adaptive examples. A detector is only as good as its worst attack. It needs an
+      attack that can maximise any loss (a ``perturb`` method: PGD or APGD) and uses the
+      first such attack of the list; see [`aatk.detector`][aatk.detector] for stronger ones.
+
+    With a list of attacks every figure is the **per-example worst case**: an example counts
+    as correct for a way only if it survives every attack on that way, and for the
+    standard-way attack every way is evaluated on the first example (in the attacks' order)
+    that fooled the standard way. ``report.per_attack`` holds each attack's own figures
+    beside it. The worst case is never above any single attack's figure.
 
     Args:
         model: The three-way model (evaluated in inference mode), or a
             [`aatk.baselines.CombinedOneWay`][aatk.baselines.CombinedOneWay] (ST+AT).
         dataset: A ``tf.data.Dataset`` of (x, y) batches, or a tuple (x, y) of arrays.
-        attack: The test attack (e.g. Table 4a's configuration).
+        attack: The test attack (e.g. Table 4a's configuration), or a list of attacks whose
+            per-example worst case is wanted (e.g. APGD-CE, APGD-T and the Square Attack).
+        cascade: Run each attack of a list only on the examples (per way) that every earlier
+            attack failed to fool, as AutoAttack does: the worst case is the same and costs
+            far less, but ``per_attack`` then holds the worst case up to each attack instead
+            of each attack's own figure.
         adaptive: Also run the adaptive attack on the detector.
-        batch_size: Batch size when ``dataset`` is a tuple of arrays.
+        batch_size: Examples per batch of every attack (the dataset is gathered into memory first).
         progress: Show a progress bar on standard error: the examples done and the attack
             under way (each way's attack, then the adaptive attack on the detector), with
-            the time left. ``True``, ``False`` or a ``aatk.progress.Progress``
+            the time left. It counts attacked examples: each example once per way's attack and
+            per attack of a list. ``True``, ``False`` or a ``aatk.progress.Progress``
             (e.g. one labelled with the run and the attack's name).
         verbose: The same as ``progress=True`` (its former name).
 
@@ -384,7 +558,9 @@ def evaluate(
     Raises:
         ValueError: Before anything is evaluated, on a model that is not built, a
             ``dataset`` of another kind, without labels, or with more or fewer labels than
-            inputs, or a ``batch_size`` that is not a positive integer; then, before each
+            inputs, an ``attack`` that is not an aatk attack or a non-empty list of them,
+            ``adaptive`` without an attack that can maximise any loss, or a ``batch_size``
+            that is not a positive integer; then, before each
             batch, as
             [`ThreeWayModel.validate_inputs`][aatk.model.ThreeWayModel.validate_inputs]
             (inputs outside the attack's bounds or the model's input range, non-finite
@@ -401,64 +577,91 @@ def evaluate(
             f"model {model.name!r} is not built: train it (fit), load a trained one, or build it for its inputs "
             "(model.build((None, *input_shape))) before evaluating it"
         )
-    if not isinstance(attack, PGD):
-        raise ValueError(f"attack must be an aatk.PGD, got {type(attack).__name__}")
+    attacks = attack_list(attack)
+    perturbing = next((item for item in attacks if hasattr(item, "perturb")), None)
+    if adaptive and perturbing is None:
+        raise ValueError(
+            "adaptive=True needs an attack that maximises any loss (aatk.PGD or aatk.APGD) among the attacks; "
+            "pass adaptive=False or add one"
+        )
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     reporter = as_progress(True if verbose and progress is False else progress)
     _check_dataset(dataset)
-    evaluate_clean, phases = _phase_evaluators(model, attack, adaptive)
-    collected: dict = {}
-    labels_seen = []
-    total = None if hasattr(dataset, "element_spec") else len(dataset[1])
-    with reporter.bar(total, what="evaluate", unit="examples") as bar:
-        done = 0
-        for x, y in _batches(dataset, batch_size):
-            model.validate_inputs(x, y)
-            attack.check_inputs(x)
-            y = np.asarray(ops.convert_to_numpy(y)).reshape(-1).astype(np.int32)
-            x, y_tensor = ops.convert_to_tensor(x, dtype="float32"), ops.convert_to_tensor(y)
-            bar.update(done, step="clean inputs")
-            clean, target = evaluate_clean(x, y_tensor)
-            outputs = {"clean": clean}
-            for index, (group, step, attacked) in enumerate(phases):
-                bar.update(done + len(y) * (index + 0.5) / (len(phases) + 0.5), step=step)
-                outputs[group] = attacked(x, y_tensor, target)
-            for group, values in outputs.items():
-                for key, value in values.items():
-                    collected.setdefault(group, {}).setdefault(key, []).append(np.asarray(ops.convert_to_numpy(value)))
-            labels_seen.append(y)
-            done += len(y)
-            bar.update(done)
-    if not labels_seen:
-        raise ValueError("dataset is empty")
-    labels = np.concatenate(labels_seen)
-    out = {group: {key: np.concatenate(parts) for key, parts in values.items()} for group, values in collected.items()}
+
+    def check(x, y):
+        model.validate_inputs(x, y)
+        for item in attacks:
+            item.check_inputs(x)
+
+    x_all, labels = _gather(dataset, batch_size, check)
+    count = labels.size
+    every = np.arange(count)
+    names = attack_labels(attacks)
+    phases = len(attacks) * len(_WAY_GROUPS) + (1 if adaptive else 0)
+    runs: dict = {group: [] for group, _, _ in _WAY_GROUPS}
+    with reporter.bar(count * (phases + 1), what="evaluate", unit="attacked examples") as bar:
+        clean = _run_batched(_clean_evaluator(model), (x_all, labels), every, batch_size, bar, 0, "clean inputs")
+        target = clean.pop("target")
+        done = count
+        for item, name in zip(attacks, names):
+            for group, way, _ in _WAY_GROUPS:
+                if cascade and runs[group]:
+                    survivors = np.ones(count, bool)
+                    for run in runs[group]:
+                        survivors &= ~(run["attacked"] & (run[way] != labels))
+                    indices = every[survivors]
+                else:
+                    indices = every
+                step = f"{name}: {_STEP_NAMES[group]}" if len(attacks) > 1 else _STEP_NAMES[group]
+                outputs = _run_batched(
+                    _way_attack_evaluator(model, item, group), (x_all, labels), indices, batch_size, bar, done, step
+                ) if indices.size else {}
+                run = {"attacked": np.zeros(count, bool)}
+                run["attacked"][indices] = True
+                # Outputs where the attack ran; elsewhere −1 (NaN scores). An attack that had no
+                # survivor to run on gets the keys of the first attack's run, all unset.
+                shapes = outputs or {key: value[:0] for key, value in runs[group][0].items() if key != "attacked"}
+                for key, value in shapes.items():
+                    full = np.full(count, -1, dtype=value.dtype) if key != "score" else np.full(count, np.nan, value.dtype)
+                    full[indices] = value
+                    run[key] = full
+                runs[group].append(run)
+                done += count
+        out = {"clean": clean}
+        worst_attack = {}
+        for group, way, _ in _WAY_GROUPS:
+            out[group], worst_attack[group] = _worst_case(runs[group], way, labels)
+        if adaptive:
+            out["adaptive_attack"] = _run_batched(
+                _adaptive_evaluator(model, perturbing), (x_all, target), every, batch_size, bar, done,
+                _STEP_NAMES["adaptive_attack"],
+            )
 
     def accuracy(predictions):
         return float(np.mean(predictions == labels))
 
-    clean = out["clean"]
-    figures = {
-        "S": accuracy(clean["standard"]),
-        "R": accuracy(clean["robust"]),
-        "N": accuracy(clean["non_robust"]),
-        "R_adv": accuracy(out["robust_attack"]["robust"]),
-        "N_adv": accuracy(out["non_robust_attack"]["non_robust"]),
-    }
-    figures["DIA"] = figures["R_adv"] - figures["N_adv"]
-    standard_attack = out["standard_attack"]
-    figures.update(
-        S_adv_s=accuracy(standard_attack["standard"]),
-        R_adv_s=accuracy(standard_attack["robust"]),
-        N_adv_s=accuracy(standard_attack["non_robust"]),
-    )
-    figures["DIA_s"] = figures["R_adv_s"] - figures["N_adv_s"]
-    figures.update(_detection(clean, standard_attack, labels))
+    figures = {"S": accuracy(clean["standard"]), "R": accuracy(clean["robust"]), "N": accuracy(clean["non_robust"])}
+    figures.update(_attacked_figures(out, labels))
+    figures.update(_detection(clean, out["standard_attack"], labels))
     if adaptive:
         adaptive_attack = out["adaptive_attack"]
         detection = _detection(clean, adaptive_attack, labels)
         figures["S_adv_adaptive"] = accuracy(adaptive_attack["standard"])
         for key in ("RAD", "calibrated_acc", "AUC", "evasion"):
             figures[f"{key}_adaptive"] = detection[key]
-    return EvaluationReport(figures, samples=int(labels.size), attack=attack, details={"labels": labels, **out})
+    details = {"labels": labels, **out}
+    per_attack = {}
+    if len(attacks) > 1:
+        details["attacks"] = {name: {group: runs[group][index] for group in runs} for index, name in enumerate(names)}
+        details["worst_attack"] = worst_attack
+        for index, name in enumerate(names):
+            if cascade:
+                groups = {group: _worst_case(runs[group][: index + 1], way, labels)[0] for group, way, _ in _WAY_GROUPS}
+            else:
+                groups = {group: runs[group][index] for group in runs}
+            per_attack[name] = _attacked_figures(groups, labels)
+    return EvaluationReport(
+        figures, samples=int(count), attack=attacks[0] if len(attacks) == 1 and isinstance(attack, Attack) else attacks,
+        details=details, per_attack=per_attack, cascade=bool(cascade) and len(attacks) > 1,
+    )

@@ -12,6 +12,8 @@ Table 4b, Appendix D (gradients, inversion), Figures 2–4.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +35,8 @@ __all__ = [
     "combine_runs",
     "dead_relu_figure",
     "detection_figure",
+    "detector_attacks",
+    "masking_report",
     "eps_curve_figure",
     "gradient_figure",
     "inversion_figure",
@@ -360,11 +364,13 @@ def detection_figure(
     for run in runs:
         config, model = _load(run)
         name = attack or next(iter(config.test_attacks))
-        pgds = config.make_test_attacks()
-        if name not in pgds:
-            raise ValueError(f"{run}: {name!r} is not a test attack of this run; known: {sorted(pgds)}")
+        attacks = config.make_test_attacks()
+        if name not in attacks:
+            raise ValueError(f"{run}: {name!r} is not a test attack of this run; known: {sorted(attacks)}")
         x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=subset)
-        report = evaluate(model, (x, y), pgds[name], adaptive=True, progress=progress.within(f"{config.name} under {name}"))
+        report = evaluate(model, (x, y), attacks[name], adaptive=True,
+                          cascade=bool(config.test_attacks[name].get("cascade", False)),
+                          progress=progress.within(f"{config.name} under {name}"))
         curves = detection_curves(report)
         plot_roc(curves, out / f"roc-{config.name}.png", title=f"Detection score (JS divergence), {config.name}, {name}")
         figures = {key: report[key] for key in ("RAD", "raw_acc", "calibrated_acc", "AUC", "S_adv_s",
@@ -391,6 +397,145 @@ def detection_figure(
     _write_json(out / "detection.json", record)
     atomic_write(out / "detection.md", table + "\n")
     return out / "detection.md"
+
+
+STRONG_PRESETS = {"mnist": "mnist-strong", "cifar10": "cifar10-strong"}
+"""aatk's strong evaluation (APGD-CE, APGD-T, Square; worst case, cascade) for each dataset."""
+
+
+def _strong_preset(config: Config, attack: str | None) -> tuple[str, dict]:
+    from aatk.configs import attack_from_spec
+
+    name = attack or STRONG_PRESETS[config.dataset]
+    if name in config.test_attacks:
+        return name, config.test_attacks[name]
+    return name, attack_from_spec(name, key=f"--attack {name}")[1]
+
+
+def masking_report(
+    run: str | Path,
+    *,
+    out: str | Path,
+    attack: str | None = None,
+    data_dir: str | None = None,
+    subset: int = 1000,
+    steps: int = 20,
+    progress: bool | Progress = False,
+) -> Path:
+    """The gradient-masking checks of [`aatk.masking`][aatk.masking] for one run, every way.
+
+    Evaluates the run on the first ``subset`` test images under a worst-case ensemble (the
+    dataset's strong preset by default), then runs the checks with that report. Writes
+    ``out/masking-<run>.md`` (the checks, then the worst-case evaluation) and ``.json``.
+
+    Args:
+        run: A finished run folder.
+        out: Output folder.
+        attack: An ensemble preset or test attack of the run (default ``mnist-strong`` /
+            ``cifar10-strong``); its first attack's norm and ε are the checks' threat model.
+        data_dir: Folder of the original dataset files.
+        subset: The first N test examples.
+        steps: PGD steps of the checks' cheaper attack.
+        progress: Show progress on standard error.
+
+    Returns:
+        The path of ``out/masking-<run>.md``.
+    """
+    from aatk.configs import build_attack
+    from aatk.evaluation import evaluate
+    from aatk.masking import gradient_masking_checks
+    from aatk.progress import as_progress
+    from aatk.runs import atomic_write
+
+    progress = as_progress(progress)
+    config, model = _load(run)
+    name, spec = _strong_preset(config, attack)
+    attacks = build_attack(spec, seed=0)
+    attacks = attacks if isinstance(attacks, list) else [attacks]
+    x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=subset)
+    report = evaluate(model, (x, y), attacks, cascade=bool(spec.get("cascade", False)), adaptive=False,
+                      progress=progress.within(f"{config.name} under {name}"))
+    ways = ("standard", "robust", "non_robust")
+    checks = gradient_masking_checks(
+        model, (x, y), norm=attacks[0].norm, eps=attacks[0].eps, bounds=attacks[0].bounds, report=report, ways=ways,
+        steps=steps, progress=progress.within(f"{config.name}: masking checks"),
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = (f"# Gradient-masking checks: {config.name}\n\n{checks.to_markdown()}\n\n"
+            f"## The worst-case evaluation they read ({name})\n\n{report.to_markdown()}\n")
+    atomic_write(out / f"masking-{config.name}.md", text)
+    _write_json(out / f"masking-{config.name}.json", {
+        "run": config.name, "attack": name, "attack_config": spec, "samples": report.samples,
+        "checks": [dataclasses.asdict(check) for check in checks.checks], "skipped": checks.skipped,
+        "flagged_ways": checks.flagged_ways, "figures": dict(report), "per_attack": report.per_attack,
+    })
+    return out / f"masking-{config.name}.md"
+
+
+def detector_attacks(
+    runs: Sequence[str | Path],
+    *,
+    out: str | Path,
+    data_dir: str | None = None,
+    subset: int = 1000,
+    steps: int = 100,
+    weights: Sequence[float] | None = None,
+    progress: bool | Progress = False,
+) -> Path:
+    """The detector of Eq. 12 under the adaptive attacks of [`aatk.detector`][aatk.detector], per run.
+
+    Every attack uses APGD (``steps`` steps) in the threat model of the run's first test attack
+    (MNIST: ℓ∞, ε 0.3). Writes ``out/detector.md`` (one table per run, and a summary of the
+    strongest attack of each run) and ``out/detector.json``.
+
+    Args:
+        runs: Finished run folders of three-way models (or ST+AT).
+        out: Output folder.
+        data_dir: Folder of the original dataset files.
+        subset: The first N test examples.
+        steps: APGD steps of every adaptive attack.
+        weights: The weights λ of the divergence attack (default
+            [`DEFAULT_WEIGHTS`][aatk.detector.DEFAULT_WEIGHTS]).
+        progress: Show progress on standard error.
+
+    Returns:
+        The path of ``out/detector.md``.
+    """
+    from aatk.attacks import APGD
+    from aatk.detector import DEFAULT_WEIGHTS, attack_detector
+    from aatk.progress import as_progress
+    from aatk.runs import atomic_write
+
+    progress = as_progress(progress)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sections, summary, record = [], [], {}
+    for run in runs:
+        config, model = _load(run)
+        first = next(iter(config.test_attacks.values()))
+        first = first["attacks"][0] if "attacks" in first else first
+        optimiser = APGD(norm=first["norm"], eps=first["eps"], steps=steps, bounds=first.get("bounds", (0.0, 1.0)),
+                         seed=0)
+        x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=subset)
+        report = attack_detector(model, (x, y), attack=optimiser, weights=tuple(weights or DEFAULT_WEIGHTS),
+                                 progress=progress.within(f"{config.name}: attacks on the detector"))
+        sections.append(f"## {config.name}\n\n{report.to_markdown()}\n")
+        strongest = report.rows[report.strongest]
+        summary.append(
+            f"| {config.name} | {report.strongest} | {100 * strongest['evasion']:.1f} | {100 * strongest['RAD']:.1f} "
+            f"| {100 * strongest['calibrated_acc']:.1f} | {100 * report.worst_case['evasion']:.1f} |"
+        )
+        record[config.name] = {"samples": report.samples, "attack": repr(optimiser), "rows": report.rows,
+                               "strongest": report.strongest, "worst_case": report.worst_case}
+    header = [
+        f"# The detector under adaptive attacks ({subset} test images each)", "",
+        "| run | strongest attack | evasion % | RAD % | calibrated % | evasion, worst case per example % |",
+        "|---|---|---|---|---|---|", *summary, "",
+    ]
+    atomic_write(out / "detector.md", "\n".join(header) + "\n" + "\n".join(sections))
+    _write_json(out / "detector.json", record)
+    return out / "detector.md"
 
 
 def combine_runs(
@@ -452,17 +597,18 @@ def combine_runs(
     x, y = datasets.load_arrays(st_config.dataset, "test", data_dir=data_dir, subset=subset)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pgds = st_config.make_test_attacks()
+    attacks = st_config.make_test_attacks()
     records = {}
     trained = [_epochs_trained(Path(run)) for run in (st_run, at_run)]
     for name in shared:
-        report = evaluate(model, (x, y), pgds[name], adaptive=adaptive,
+        report = evaluate(model, (x, y), attacks[name], adaptive=adaptive,
+                          cascade=bool(st_config.test_attacks[name].get("cascade", False)),
                           progress=progress.within(f"{st_config.name}+{at_config.name} under {name}"))
         record = {
             "run": f"{st_config.name}+{at_config.name}",
             "method": "st+at",
             "attack": name,
-            "attack_config": pgds[name].get_config(),
+            "attack_config": st_config.test_attacks[name],
             "samples": report.samples,
             "epochs": [st_config.epochs, at_config.epochs],
             "epochs_trained": [configured if done is None else done

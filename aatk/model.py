@@ -43,21 +43,14 @@ from aatk.objectives import (
     L_one_way,
     resolve_weights,
 )
+from aatk.ways import WAYS, check_way
 
 __all__ = ["DEFAULT_INPUT_RANGE", "InputChecks", "ThreeWayModel", "WAYS", "check_input_range", "check_way"]
 
-WAYS = ("standard", "robust", "non_robust")
 _SHORT = {"standard": "s", "robust": "r", "non_robust": "n"}
 
 DEFAULT_INPUT_RANGE = (0.0, 1.0)
 """The inputs a [`ThreeWayModel`][aatk.model.ThreeWayModel] accepts unless compiled otherwise: images scaled to [0, 1]."""
-
-
-def check_way(way: str) -> str:
-    """Returns ``way`` if it names one of [`WAYS`][aatk.model.WAYS], else raises ValueError."""
-    if way not in WAYS:
-        raise ValueError(f"way must be one of {WAYS}, got {way!r}")
-    return way
 
 
 def _split(tensor: Tensor, like: list) -> list:
@@ -516,7 +509,7 @@ class ThreeWayModel(keras.Model):
 
         Args:
             x: A batch of inputs.
-            ways: Which of [`WAYS`][aatk.model.WAYS] to compute.
+            ways: Which of [`WAYS`][aatk.ways.WAYS] to compute.
             training: Training mode of the encoders (dropout, BatchNorm).
 
         Returns:

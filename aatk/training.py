@@ -40,7 +40,7 @@ import numpy as np
 
 from aatk import backbones, backend, datasets
 from aatk.attacks import PGD
-from aatk.configs import PSEUDO_INPUT_METHOD, Config
+from aatk.configs import ATTACK_PRESETS, PSEUDO_INPUT_METHOD, Config, attack_from_spec, build_attack
 from aatk.model import ThreeWayModel
 from aatk.optim import PiecewiseConstantWithWarmup, TorchSGD
 from aatk.progress import Progress
@@ -414,14 +414,14 @@ class _AttackMonitor(keras.callbacks.Callback):
         self.path, self.config, self.x, self.y = out / "monitor.csv", config, x, y
         spec = dict(config.test_attacks[config.monitor_attack])
         spec["seed"] = config.seed
-        self.attack = PGD(**spec)
+        self.attack = build_attack(spec)
         self.ways = tuple(w for w in _trained_ways(config) if w != "standard")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         done = epoch + 1
         if done % self.config.monitor_every and done != self.config.epochs:
             return
-        if self.attack.random_start:  # the same random starts at every epoch
+        if self.attack.variables:  # the same random draws at every epoch
             self.attack.reset_seed(self.config.seed)
         figures = attacked_accuracies(self.model, self.x, self.y, self.attack, ways=self.ways)
         row = {"epoch": done, "attack": self.config.monitor_attack, "samples": len(self.y)}
@@ -655,7 +655,11 @@ def evaluate_run(
         run: The run folder.
         data_dir: Folder of the original dataset files (default ``AATK_DATA_DIR`` or tfds).
         subset: Evaluate on the first N test examples (default: all).
-        attacks: Names of the test attacks to run (default: all of the configuration's).
+        attacks: Names of the attacks to run: test attacks of the run's configuration or any
+            preset of [`ATTACK_PRESETS`][aatk.configs.ATTACK_PRESETS], such as ``"mnist-strong"``
+            (default: all of the configuration's test attacks). An ensemble is evaluated as its
+            per-example worst case; the adaptive attack on the detector is skipped for an
+            attack that cannot maximise any loss.
         batch_size: Evaluation batch size.
         adaptive: Also run the adaptive attack on the detector.
         dtype: Evaluate (and attack) the model in this dtype policy, e.g. ``"float32"``
@@ -670,7 +674,7 @@ def evaluate_run(
     Raises:
         RunError: If ``run`` is not a finished run folder, its model file is damaged, another
             process works in it, or it cannot be written (checked before any attack runs).
-        ValueError: If an attack is not one of the run's test attacks.
+        ValueError: If an attack is neither one of the run's test attacks nor a preset.
     """
     run = Path(run)
     load_run_config(run)  # a clear error before the lock file is written into a folder that is no run
@@ -689,6 +693,12 @@ def _epochs_trained(run: Path) -> int | None:
     return done if isinstance(done, int) and not isinstance(done, bool) else None
 
 
+def _can_attack_the_detector(attack) -> bool:
+    """Whether [`aatk.evaluate`][aatk.evaluation.evaluate]'s adaptive attack can run with ``attack``
+    (it needs one that maximises any loss)."""
+    return any(hasattr(item, "perturb") for item in (attack if isinstance(attack, list) else [attack]))
+
+
 def _evaluate_locked(run: Path, *, data_dir, subset, attacks, batch_size, adaptive, dtype,
                      progress=False) -> dict[str, dict]:
     import aatk.baselines  # noqa: F401  registers the baselines' models (a PI run's) for loading
@@ -698,12 +708,20 @@ def _evaluate_locked(run: Path, *, data_dir, subset, attacks, batch_size, adapti
 
     progress = as_progress(progress)
     config = load_run_config(run)
-    configured = config.make_test_attacks()
+    specs = dict(config.test_attacks)
     if attacks:
-        unknown = sorted(set(attacks) - set(configured))
-        if unknown:
-            raise ValueError(f"attack {unknown[0]!r} is not a test attack of this run; known: {sorted(configured)}")
-        configured = {name: configured[name] for name in attacks}
+        chosen = {}
+        for name in attacks:
+            if name in specs:
+                chosen[name] = specs[name]
+            elif name in ATTACK_PRESETS:  # any preset, e.g. a strong evaluation the run's configuration predates
+                chosen[name] = attack_from_spec(name, key=f"--attack {name}")[1]
+            else:
+                raise ValueError(
+                    f"attack {name!r} is neither a test attack of this run ({sorted(specs)}) nor a preset "
+                    f"({sorted(ATTACK_PRESETS)})"
+                )
+        specs = chosen
     model = load_model_file(run / "model.keras", expected=keras.Model)
     suffix = ""
     if dtype is not None and dtype != config.dtype:
@@ -711,8 +729,10 @@ def _evaluate_locked(run: Path, *, data_dir, subset, attacks, batch_size, adapti
     x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=subset)
     records = {}
     epochs_trained = _epochs_trained(run)
-    for name, attack in configured.items():
-        report = evaluate(model, (x, y), attack, batch_size=batch_size, adaptive=adaptive,
+    for name, spec in specs.items():
+        attack = build_attack(spec, seed=0)
+        report = evaluate(model, (x, y), attack, batch_size=batch_size, cascade=bool(spec.get("cascade", False)),
+                          adaptive=adaptive and _can_attack_the_detector(attack),
                           progress=progress.within(f"{config.name} under {name}"))
         record = {
             "run": config.name + (f" [{dtype}]" if suffix else ""),
@@ -720,7 +740,7 @@ def _evaluate_locked(run: Path, *, data_dir, subset, attacks, batch_size, adapti
             "evaluated_dtype": dtype or config.dtype,
             "method": config.method if isinstance(config.method, str) else list(config.method),
             "attack": name,
-            "attack_config": attack.get_config(),
+            "attack_config": spec,
             "samples": report.samples,
             "epochs": config.epochs,
             "epochs_trained": config.epochs if epochs_trained is None else epochs_trained,

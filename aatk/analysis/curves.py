@@ -129,7 +129,7 @@ def accuracy_vs_eps(
         step_size: PGD step α > 0; default 2.5·ε / steps for each ε.
         random_start: Start each attack from a uniform point of the ε-ball.
         ways: Which of ``aatk.model.WAYS`` to attack and measure.
-        bounds: ``(low, high)`` of valid inputs, or None (see [`PGD`][aatk.attacks.PGD]).
+        bounds: ``(low, high)`` of valid inputs, or None (see [`PGD`][aatk.attacks.pgd.PGD]).
         batch_size: Examples per attack batch.
         seed: Seed of the random starts.
 

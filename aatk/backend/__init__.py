@@ -6,7 +6,8 @@ This package exposes the few operations that cannot be, one module per backend
 ([`aatk.backend.tensorflow`][aatk.backend.tensorflow], [`aatk.backend.jax`][aatk.backend.jax]):
 
 * ``input_gradient(loss_fn, x)``: the gradient of a loss with respect to the
-  *inputs* (for attacks);
+  *inputs* (for attacks); ``value_and_input_gradient(loss_fn, x)`` gives the per-example
+  losses (and what else ``loss_fn`` returns) with it, from the same forward pass (APGD);
 * ``value_and_weight_gradients(loss_fn, variables)``: the gradient with respect to
   the *weights* (for the train step);
 * ``stateful_step(model, step_fn, *args)``: runs a stateful step as the backend's
@@ -42,6 +43,7 @@ if BACKEND == "tensorflow":
         checked_dataset,
         compile_function,
         input_gradient,
+        value_and_input_gradient,
         state_kept_on_error,
         stateful_step,
         value_and_weight_gradients,
@@ -56,6 +58,7 @@ elif BACKEND == "jax":
         checked_dataset,
         compile_function,
         input_gradient,
+        value_and_input_gradient,
         state_kept_on_error,
         stateful_step,
         value_and_weight_gradients,
@@ -76,6 +79,7 @@ __all__ = [
     "checked_dataset",
     "compile_function",
     "input_gradient",
+    "value_and_input_gradient",
     "state_kept_on_error",
     "stateful_step",
     "value_and_weight_gradients",

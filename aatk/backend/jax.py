@@ -66,6 +66,24 @@ def input_gradient(loss_fn: Callable[[Any], Any], x: Any) -> Any:
     return jax.lax.stop_gradient(gradient)
 
 
+def value_and_input_gradient(loss_fn: Callable[[Any], tuple[Any, Any]], x: Any) -> tuple[Any, Any, Any]:
+    """``loss_fn(x)`` → (per-example losses, aux), and ∇_x of the losses' sum, in one forward pass.
+
+    ``jax.value_and_grad`` with respect to ``x`` only (``has_aux``); everything returned
+    is a constant.
+
+    Returns:
+        (losses, aux, gradient).
+    """
+
+    def total(points):
+        losses, aux = loss_fn(points)
+        return jnp.sum(losses), (losses, aux)
+
+    (_, (losses, aux)), gradient = jax.value_and_grad(total, has_aux=True)(jnp.asarray(x))
+    return jax.lax.stop_gradient(losses), jax.tree_util.tree_map(jax.lax.stop_gradient, aux), jax.lax.stop_gradient(gradient)
+
+
 def value_and_weight_gradients(
     loss_fn: Callable[[], tuple[Any, dict]], variables: Sequence[keras.Variable]
 ) -> tuple[Any, dict, list]:

@@ -28,7 +28,29 @@ def input_gradient(loss_fn: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> t
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(x)
         loss = tf.reduce_sum(loss_fn(x))
-    return tf.stop_gradient(tape.gradient(loss, x))
+    # A loss with no gradient path to x (e.g. through a rounding) has gradient zero, as under JAX.
+    return tf.stop_gradient(tape.gradient(loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+
+
+def value_and_input_gradient(
+    loss_fn: Callable[[tf.Tensor], tuple[tf.Tensor, Any]], x: tf.Tensor
+) -> tuple[tf.Tensor, Any, tf.Tensor]:
+    """``loss_fn(x)`` → (per-example losses, aux), and ∇_x of the losses' sum, in one forward pass.
+
+    Like [`input_gradient`][aatk.backend.tensorflow.input_gradient], only ``x`` is watched;
+    the losses and ``aux`` (any nest of tensors computed on the way, e.g. whether each
+    example is misclassified) come back as constants.
+
+    Returns:
+        (losses, aux, gradient).
+    """
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        losses, aux = loss_fn(x)
+        total = tf.reduce_sum(losses)
+    gradient = tape.gradient(total, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return tf.stop_gradient(losses), tf.nest.map_structure(tf.stop_gradient, aux), tf.stop_gradient(gradient)
 
 
 def value_and_weight_gradients(
@@ -64,7 +86,24 @@ def compile_function(fn: Callable, *, state: Sequence[keras.Variable]) -> Callab
     ``tf.function`` reads and assigns variables itself.
     """
     del state
-    return tf.function(fn, reduce_retracing=True)
+    return tf.function(_OwnFunction(fn), reduce_retracing=True)
+
+
+class _OwnFunction:
+    """A function with an identity of its own for TensorFlow's retracing statistics.
+
+    TensorFlow counts the tracings of every ``tf.function`` by the Python code object it wraps,
+    so many functions made by one factory (an attack compiled for each model and way, from one
+    ``lambda``) would look like one function retraced in a loop and trigger its "excessive
+    retracing" warning. Wrapped in an object, each is counted on its own: the warning still
+    fires for a function that really is retraced again and again.
+    """
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+
+    def __call__(self, *args):
+        return self.fn(*args)
 
 
 def variable_scope(model: keras.Model):

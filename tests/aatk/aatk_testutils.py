@@ -6,10 +6,32 @@ puts it on ``sys.path``. The name is prefixed so it cannot clash with tests/theo
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 
 from aatk import ThreeWayModel
+
+
+def check_feasible(x, x_adv, attack) -> None:
+    """Asserts that ``x_adv`` lies in ``attack``'s ε-ball around ``x`` and within its bounds.
+
+    The ℓ2 tolerance is ε(1 + 1e-5) plus the float32 rounding of x + δ (≤ ½ ulp per coordinate, |x| ≤ 2).
+    """
+    x = np.asarray(x, np.float64)
+    x_adv = np.asarray(x_adv, np.float64)
+    assert x_adv.shape == x.shape
+    assert np.isfinite(x_adv).all()
+    delta = (x_adv - x).reshape(len(x), -1)
+    if attack.norm == "linf":
+        assert np.abs(delta).max(initial=0.0) <= attack.eps + 1e-6
+    else:
+        norms = np.linalg.norm(delta, axis=1)
+        assert norms.max(initial=0.0) <= attack.eps * (1 + 1e-5) + 2.4e-7 * math.sqrt(delta.shape[1])
+    if attack.bounds is not None:
+        assert x_adv.min() >= attack.bounds[0]
+        assert x_adv.max() <= attack.bounds[1]
 
 
 def mlp_encoder(input_dim: int = 6, width: int = 4, *, extra=(), name=None) -> keras.Sequential:

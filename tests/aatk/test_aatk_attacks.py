@@ -16,7 +16,7 @@ from keras import ops
 from scipy import stats
 
 from aatk.attacks import PGD, L2Ball, LinfBall
-from aatk_testutils import tiny_model
+from aatk_testutils import check_feasible, tiny_model
 
 # --- 1. PGD never leaves the ε-ball or the bounds -----------------------------------------
 
@@ -34,23 +34,6 @@ def _outward_quadratic_loss(c):
     c = ops.convert_to_tensor(c, "float32")
     axes = tuple(range(1, len(c.shape) + 1))
     return lambda points: 0.5 * ops.sum(ops.square(points - c), axis=axes)
-
-
-def _check_feasible(x, x_adv, attack):
-    x = np.asarray(x, np.float64)
-    x_adv = np.asarray(x_adv, np.float64)
-    assert x_adv.shape == x.shape
-    assert np.isfinite(x_adv).all()
-    delta = (x_adv - x).reshape(len(x), -1)
-    if attack.norm == "linf":
-        assert np.abs(delta).max(initial=0.0) <= attack.eps + 1e-6
-    else:
-        norms = np.linalg.norm(delta, axis=1)
-        # eps(1 + 1e-5), plus the float32 rounding of x + δ (≤ ½ ulp per coordinate, |x| ≤ 2).
-        assert norms.max(initial=0.0) <= attack.eps * (1 + 1e-5) + 2.4e-7 * math.sqrt(delta.shape[1])
-    if attack.bounds is not None:
-        assert x_adv.min() >= attack.bounds[0]
-        assert x_adv.max() <= attack.bounds[1]
 
 
 @settings(max_examples=25)
@@ -77,7 +60,7 @@ def test_pgd_stays_in_ball_and_bounds(norm, eps, step_size, steps, random_start,
     loss_fn = _linear_loss(weights) if loss_kind == "linear" else _outward_quadratic_loss(x[0] + weights)
     attack = PGD(norm=norm, eps=eps, step_size=step_size, steps=steps, random_start=random_start, bounds=bounds, seed=seed)
     x_adv = attack.perturb(loss_fn, x)
-    _check_feasible(x, x_adv, attack)
+    check_feasible(x, x_adv, attack)
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -88,7 +71,7 @@ def test_pgd_on_a_model_stays_in_ball_and_bounds(vector_data, norm, random_start
     model = tiny_model()
     attack = PGD(norm=norm, eps=0.3, step_size=0.25, steps=3, random_start=random_start, seed=3)
     x_adv = attack(model, x, y, way=way)
-    _check_feasible(x, x_adv, attack)
+    check_feasible(x, x_adv, attack)
 
 
 def test_feasibility_check_can_fail(monkeypatch):
@@ -98,7 +81,7 @@ def test_feasibility_check_can_fail(monkeypatch):
     attack = PGD(norm="linf", eps=0.1, step_size=0.3, steps=1)
     x_adv = attack.perturb(_linear_loss(np.ones(3, "float32")), x)
     with pytest.raises(AssertionError):
-        _check_feasible(x, x_adv, attack)
+        check_feasible(x, x_adv, attack)
 
 
 # --- 2. A PGD step raises the loss on convex and linear losses ----------------------------
@@ -286,7 +269,7 @@ def test_a_scaled_attack_stays_in_the_scaled_ball(norm, eps, scale, random_start
     attack = PGD(norm=norm, eps=eps, step_size=eps / 2, steps=3, random_start=random_start, seed=seed)
     x_adv = attack.perturb(loss_fn, x, eps_scale=ops.convert_to_tensor(scale))
     smaller = PGD(norm=norm, eps=eps * scale, step_size=eps / 2 * scale + 1e-9, steps=3)  # only for the check
-    _check_feasible(x, x_adv, smaller)
+    check_feasible(x, x_adv, smaller)
 
 
 def test_linf_scaled_attack_on_a_linear_loss_reaches_the_scaled_vertex():
@@ -312,3 +295,28 @@ def test_attack_warmup_grows_eps_step_by_step_and_is_saved(vector_data, tmp_path
     plain = tiny_model()
     plain.compile(optimizer="sgd", method="aat", attack=attack)
     assert "attack_eps" not in plain.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+
+
+def test_value_and_input_gradient_is_the_loss_its_aux_and_input_gradient():
+    """One forward pass gives what a separate forward pass and ``input_gradient`` would."""
+    from keras import ops
+
+    from aatk import backend
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 3)).astype("float32")
+    weights = rng.normal(size=(3,)).astype("float32")
+
+    def loss_fn(points):
+        scores = ops.sum(points * weights, axis=-1)
+        return ops.square(scores), {"positive": ops.cast(scores > 0, "float32")}
+
+    losses, aux, gradient = backend.value_and_input_gradient(loss_fn, ops.convert_to_tensor(x))
+    scores = x @ weights
+    np.testing.assert_allclose(np.asarray(losses), scores**2, rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(aux["positive"]), (scores > 0).astype("float32"))
+    np.testing.assert_allclose(np.asarray(gradient), 2 * scores[:, None] * weights[None, :], rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(gradient), np.asarray(backend.input_gradient(lambda p: loss_fn(p)[0], ops.convert_to_tensor(x))),
+        rtol=1e-6,
+    )

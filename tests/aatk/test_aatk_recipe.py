@@ -279,7 +279,7 @@ def test_reset_seed_replays_the_random_starts():
     np.testing.assert_array_equal(np.asarray(attack(model, x, y, way="robust")), first)
     fresh = PGD(norm="linf", eps=0.2, step_size=0.01, steps=1, random_start=True, seed=7)
     np.testing.assert_array_equal(np.asarray(fresh(model, x, y, way="robust")), first)
-    with pytest.raises(ValueError, match="no random start"):
+    with pytest.raises(ValueError, match="draws nothing at random"):
         PGD(norm="linf", eps=0.2, step_size=0.01, steps=1).reset_seed(0)
     with pytest.raises(ValueError, match="seed must be"):
         attack.reset_seed(-1)

@@ -228,7 +228,7 @@ def test_attack_rejects_bad_inputs():
     with pytest.raises(ValueError, match="non-negative integer class indices"):
         attack(model, x, y.astype("float32") + 0.5)
     plain = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
-    with pytest.raises(ValueError, match="needs a ThreeWayModel"):
+    with pytest.raises(ValueError, match="needs a model with ways"):
         attack(plain, x, y, way="robust")
     assert np.asarray(attack(plain, x, y)).shape == x.shape  # a plain classifier, standard way
 
