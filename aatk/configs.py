@@ -40,6 +40,7 @@ __all__ = [
     "load_config",
     "attack_from_spec",
     "build_attack",
+    "attack_settings",
     "ATTACK_KINDS",
 ]
 
@@ -258,6 +259,16 @@ class Config:
         """The test attacks by name (a list for an ensemble); random draws seeded (0 unless the
         table gives a seed), so that an evaluation is reproducible."""
         return {name: build_attack(spec, seed=0) for name, spec in self.test_attacks.items()}
+
+
+def attack_settings(attack: Attack | list[Attack], spec: dict[str, Any]) -> dict[str, Any]:
+    """The full settings of a built attack (or ensemble), as evaluation records keep them: every
+    constructor argument (bounds and seed included), its kind unless PGD, and an ensemble's cascade."""
+    if isinstance(attack, list):
+        return {"attacks": [attack_settings(item, member) for item, member in zip(attack, spec["attacks"])],
+                "cascade": bool(spec.get("cascade", False))}
+    kind = spec.get("attack", "pgd")
+    return {**({"attack": kind} if kind != "pgd" else {}), **attack.get_config()}
 
 
 def attack_from_spec(spec: str | dict, *, key: str, ensemble: bool = True) -> tuple[str, dict[str, Any]]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from aatk import datasets
 from aatk.attacks import PGD
-from aatk.configs import Config
+from aatk.configs import Config, attack_settings
 from aatk.model import WAYS
 from aatk.progress import Progress, as_progress
 
@@ -450,8 +450,8 @@ def masking_report(
     progress = as_progress(progress)
     config, model = _load(run)
     name, spec = _strong_preset(config, attack)
-    attacks = build_attack(spec, seed=0)
-    attacks = attacks if isinstance(attacks, list) else [attacks]
+    built = build_attack(spec, seed=0)
+    attacks = built if isinstance(built, list) else [built]
     x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=subset)
     report = evaluate(model, (x, y), attacks, cascade=bool(spec.get("cascade", False)), adaptive=False,
                       progress=progress.within(f"{config.name} under {name}"))
@@ -466,7 +466,7 @@ def masking_report(
             f"## The worst-case evaluation they read ({name})\n\n{report.to_markdown()}\n")
     atomic_write(out / f"masking-{config.name}.md", text)
     _write_json(out / f"masking-{config.name}.json", {
-        "run": config.name, "attack": name, "attack_config": spec, "samples": report.samples,
+        "run": config.name, "attack": name, "attack_config": attack_settings(built, spec), "samples": report.samples,
         "checks": [dataclasses.asdict(check) for check in checks.checks], "skipped": checks.skipped,
         "flagged_ways": checks.flagged_ways, "figures": dict(report), "per_attack": report.per_attack,
     })
@@ -608,7 +608,7 @@ def combine_runs(
             "run": f"{st_config.name}+{at_config.name}",
             "method": "st+at",
             "attack": name,
-            "attack_config": st_config.test_attacks[name],
+            "attack_config": attack_settings(attacks[name], st_config.test_attacks[name]),
             "samples": report.samples,
             "epochs": [st_config.epochs, at_config.epochs],
             "epochs_trained": [configured if done is None else done

@@ -40,7 +40,14 @@ import numpy as np
 
 from aatk import backbones, backend, datasets
 from aatk.attacks import PGD
-from aatk.configs import ATTACK_PRESETS, PSEUDO_INPUT_METHOD, Config, attack_from_spec, build_attack
+from aatk.configs import (
+    ATTACK_PRESETS,
+    PSEUDO_INPUT_METHOD,
+    Config,
+    attack_from_spec,
+    attack_settings,
+    build_attack,
+)
 from aatk.model import ThreeWayModel
 from aatk.optim import PiecewiseConstantWithWarmup, TorchSGD
 from aatk.progress import Progress
@@ -740,7 +747,7 @@ def _evaluate_locked(run: Path, *, data_dir, subset, attacks, batch_size, adapti
             "evaluated_dtype": dtype or config.dtype,
             "method": config.method if isinstance(config.method, str) else list(config.method),
             "attack": name,
-            "attack_config": spec,
+            "attack_config": attack_settings(attack, spec),
             "samples": report.samples,
             "epochs": config.epochs,
             "epochs_trained": config.epochs if epochs_trained is None else epochs_trained,

@@ -268,7 +268,8 @@ def test_evaluate_shows_each_attack_as_a_step_and_is_silent_by_default(capsys) -
     for step in ("clean inputs", "attack on the robust way", "attack on the non-robust way",
                  "attack on the standard way", "adaptive attack on the detector"):
         assert step in drawn, step
-    assert "aatk: tiny under weak: evaluate: 24/24 examples in " in drawn
+    # 24 examples: clean, three way attacks and the adaptive attack, each counted once per example.
+    assert "aatk: tiny under weak: evaluate: 120/120 attacked examples in " in drawn
     # The bar changes nothing: the same attacks in the same order, the same random starts.
     assert dict(shown) == dict(quiet)
     assert capsys.readouterr().out == ""
@@ -347,7 +348,7 @@ def test_evaluation_records_provenance_and_the_report_shows_it(untrained_run: Pa
     before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     assert main(["evaluate", "--run", str(untrained_run), "--subset", "16", "--batch-size", "8", "--no-adaptive"]) == 0
     captured = capsys.readouterr()
-    assert "aatk: tiny under weak: evaluate: 16/16 examples in " in captured.err  # progress, on stderr only
+    assert "aatk: tiny under weak: evaluate: 64/64 attacked examples in " in captured.err  # progress, on stderr only
     assert "aatk: tiny under weak" not in captured.out and "16 test examples" in captured.out
 
     record = json.loads((untrained_run / "eval-weak.json").read_text())
