@@ -308,19 +308,10 @@ def _way_attack_evaluator(model, attack: Attack, group: str):
     _, way, predicted_ways = next(item for item in _WAY_GROUPS if item[0] == group)
     logits_fn = way_logits_function(model, way)
 
-    # One function (one code object) per group: TensorFlow counts retracings per code object.
-    def robust_attack(x, y):
+    def attacked_predictions(x, y):
         return _predictions(model, attack.run(logits_fn, x, y), predicted_ways)[0]
 
-    def non_robust_attack(x, y):
-        return _predictions(model, attack.run(logits_fn, x, y), predicted_ways)[0]
-
-    def standard_attack(x, y):
-        return _predictions(model, attack.run(logits_fn, x, y), predicted_ways)[0]
-
-    function = {"robust_attack": robust_attack, "non_robust_attack": non_robust_attack,
-                "standard_attack": standard_attack}[group]
-    return backend.compile_function(function, state=model.variables + attack.variables)
+    return backend.compile_function(attacked_predictions, state=model.variables + attack.variables)
 
 
 def _adaptive_evaluator(model, attack: Attack):
