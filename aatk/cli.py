@@ -13,7 +13,8 @@
 
 ``train`` writes a run folder (see [`aatk.training`][aatk.training]) and resumes it when run
 again; ``evaluate`` attacks the trained model with every test attack of its
-configuration and writes ``eval-<attack>.json`` and ``.md``; ``report`` gathers
+configuration and writes ``eval-<attack>.json`` and ``.md`` (an interrupted evaluation
+resumes when run again, from ``eval-<attack>.partial.npz``); ``report`` gathers
 evaluations into one Markdown table in the layout of the paper's Table 3;
 ``ablation`` runs Fig. 2b ([`aatk.ablation`][aatk.ablation]); ``analyze``, ``combine`` (ST+AT)
 and ``pseudo-inputs`` (PI) are the analyses and baselines of [`aatk.experiments`][aatk.experiments].
@@ -243,6 +244,9 @@ def _parser() -> argparse.ArgumentParser:
     combine.add_argument("--at-run", required=True, help="a finished run of method '1way-at' or '1way-at-half'")
     combine.add_argument("--out", required=True, help="folder for the evaluations (then use 'aatk report')")
     combine.add_argument("--subset", type=int, help="evaluate on the first N test examples (default: all)")
+    combine.add_argument("--attack", action="append",
+                         help="only this attack, repeatable: a test attack both runs share or any preset, e.g. "
+                              "mnist-strong (default: every shared test attack)")
 
     pseudo = command("pseudo-inputs", "PI: build pseudo-input datasets and train on them", shared)
     pseudo.add_argument("--config", required=True, help="a configuration with method = 'pi'")
@@ -634,7 +638,7 @@ def _combine(args: argparse.Namespace) -> int:
     from aatk.experiments import combine_runs
 
     records = combine_runs(args.st_run, args.at_run, out=args.out, data_dir=args.data_dir, subset=args.subset,
-                           progress=_progress(args))
+                           attacks=args.attack, progress=_progress(args))
     for record in records.values():
         print(f"ST+AT ({record['run']}) under {record['attack']}:\n{record['report']}\n")
     return 0

@@ -12,6 +12,13 @@ Paper: Section 2.4–2.5, Section 3.3, Table 4b, Appendix C.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -328,25 +335,174 @@ def _adaptive_evaluator(model, attack: Attack):
     return backend.compile_function(adaptive_attack, state=model.variables + attack.variables)
 
 
-def _run_batched(function, inputs: tuple, indices: np.ndarray, batch_size: int, bar, done: float, step: str) -> dict:
+def _run_batched(function, inputs: tuple, indices: np.ndarray, batch_size: int, bar, done: float, step: str,
+                 *, checkpoint: _Checkpoint | None = None) -> dict:
     """``function`` on the examples ``indices`` of ``inputs``, in batches of ``batch_size``.
 
     The last batch is padded (with its last example) to the full size, so that every call
     has one shape and each function is compiled once; the padding's outputs are dropped.
+    With a ``checkpoint``, a step it holds as finished is not computed again, a step it holds
+    in part continues after its last saved batch, and every batch is saved.
 
     Returns:
         Output name → array over ``indices``.
     """
-    outputs: dict = {}
-    for start in range(0, len(indices), batch_size):
+    if checkpoint is not None:
+        finished = checkpoint.begin_step()
+        if finished is not None:
+            bar.update(done + len(indices), step=step)
+            return finished
+        first, outputs = checkpoint.partial_outputs()
+    else:
+        first, outputs = 0, {}
+    for start in range(first, len(indices), batch_size):
         chosen = indices[start : start + batch_size]
         padded = np.concatenate([chosen, np.repeat(chosen[-1:], batch_size - len(chosen))]) if len(indices) > batch_size else chosen
         bar.update(done + start, step=step)
         result = function(*(ops.convert_to_tensor(part[padded]) for part in inputs))
         for key, value in result.items():
             outputs.setdefault(key, []).append(np.asarray(ops.convert_to_numpy(value))[: len(chosen)])
+        if checkpoint is not None and start + batch_size < len(indices):
+            checkpoint.save_partial(outputs, start + len(chosen))
     bar.update(done + len(indices), step=step)
-    return {key: np.concatenate(parts) for key, parts in outputs.items()}
+    outputs = {key: np.concatenate(parts) for key, parts in outputs.items()}
+    if checkpoint is not None:
+        checkpoint.finish_step(outputs)
+    return outputs
+
+
+class _Checkpoint:
+    """Where an interrupted ``evaluate`` resumes: one ``.npz`` file.
+
+    An evaluation is a fixed sequence of steps (the clean inputs, then each attack on each
+    way's loss, then the adaptive attack), each run in batches. The file holds the outputs of
+    every finished step, those of the batches done in the current one, and the state of every
+    attack's seed generator at that moment, so that the resumed evaluation draws the random
+    numbers an uninterrupted one would and ends with the same figures. A fingerprint of the
+    model's weights, the data, the attacks' settings and the batch size ties the file to one
+    evaluation. Steps call ``begin_step`` in order.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, fingerprint: str, attacks: list[Attack]) -> None:
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.seed_states = [variable for attack in attacks for variable in attack.variables]
+        self.finished: dict[int, dict[str, np.ndarray]] = {}
+        self.saved_step, self.saved_position, self.saved_partial = 0, 0, {}
+        self.current = -1
+        self.resumed = self.path.exists()
+        if self.resumed:
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                content = {name: data[name] for name in data.files}
+            fingerprint = str(content["fingerprint"])
+            step, position = int(content["step"]), int(content["position"])
+            states = content["seed_states"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"the evaluation checkpoint {self.path} cannot be read ({error}); remove it to start the evaluation over"
+            ) from None
+        if fingerprint != self.fingerprint:
+            raise ValueError(
+                f"the evaluation checkpoint {self.path} was written by another evaluation (other model weights, "
+                "test examples, attack settings or batch size); remove it to start this evaluation over, or "
+                "run the evaluation that wrote it again to finish that one"
+            )
+        if states.shape != (len(self.seed_states), 2):
+            raise ValueError(f"the evaluation checkpoint {self.path} is damaged (seed states of shape {states.shape}); "
+                             "remove it to start the evaluation over")
+        for name, value in content.items():
+            index, _, key = name.partition(".")
+            if not (index.startswith("step") and key):
+                continue
+            number = int(index[4:])
+            if number < step:
+                self.finished.setdefault(number, {})[key] = value
+            else:
+                self.saved_partial[key] = value
+        self.saved_step, self.saved_position = step, position
+        for variable, value in zip(self.seed_states, states):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+
+    def summary(self, steps: int) -> str:
+        """How far the loaded evaluation got, in words (of ``steps`` steps in all)."""
+        text = f"{self.saved_step} of {steps} steps done"
+        return text + (f", {self.saved_position} examples into the next" if self.saved_position else "")
+
+    def begin_step(self) -> dict | None:
+        """Moves to the next step: its outputs if the file holds it finished, else None."""
+        self.current += 1
+        if self.current < self.saved_step:
+            return {key: value.copy() for key, value in self.finished.get(self.current, {}).items()}
+        return None
+
+    def partial_outputs(self) -> tuple[int, dict[str, list]]:
+        """The examples of the current step already done, and their outputs (as batch lists)."""
+        if self.current == self.saved_step and self.saved_position:
+            return self.saved_position, {key: [value] for key, value in self.saved_partial.items()}
+        return 0, {}
+
+    def save_partial(self, outputs: dict[str, list], position: int) -> None:
+        """Saves the current step's outputs up to ``position`` examples."""
+        self._write(self.current, position, {key: np.concatenate(parts) for key, parts in outputs.items()})
+
+    def finish_step(self, outputs: dict[str, np.ndarray]) -> None:
+        """Saves the current step as finished (an empty step, e.g. no survivor to attack, too)."""
+        self.finished[self.current] = {key: value.copy() for key, value in outputs.items()}
+        self._write(self.current + 1, 0, {})
+
+    def skip_step(self) -> None:
+        """A step with nothing to compute (no examples): moves past it and records it finished."""
+        if self.begin_step() is None:
+            self.finish_step({})
+
+    def _write(self, step: int, position: int, partial: dict[str, np.ndarray]) -> None:
+        arrays = {
+            "fingerprint": np.array(self.fingerprint),
+            "step": np.array(step),
+            "position": np.array(position),
+            "seed_states": np.array([ops.convert_to_numpy(variable) for variable in self.seed_states],
+                                    dtype=np.int64).reshape(len(self.seed_states), 2),
+        }
+        for index, outputs in self.finished.items():
+            arrays.update({f"step{index}.{key}": value for key, value in outputs.items()})
+        arrays.update({f"step{step}.{key}": value for key, value in partial.items()})
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".npz")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.savez(stream, **arrays)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def remove(self) -> None:
+        """Deletes the file: the evaluation finished."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _fingerprint(model, attacks: list[Attack], *, x: np.ndarray, labels: np.ndarray, cascade: bool,
+                 adaptive: bool, batch_size: int) -> str:
+    """A digest of everything an evaluation's outputs depend on (for ``_Checkpoint``)."""
+    settings = {
+        "attacks": [[type(attack).__name__, attack.get_config()] for attack in attacks],
+        "cascade": bool(cascade), "adaptive": bool(adaptive), "batch_size": int(batch_size),
+        "model": type(model).__name__, "dtype_policy": getattr(model.dtype_policy, "name", None),
+        "backend": keras.backend.backend(),
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(ops.convert_to_numpy(weight)).tobytes())
+    digest.update(np.ascontiguousarray(x).tobytes())
+    digest.update(np.ascontiguousarray(labels).tobytes())
+    return digest.hexdigest()
 
 
 def _worst_case(runs: list[dict], way: str, labels: np.ndarray) -> tuple[dict, np.ndarray]:
@@ -486,6 +642,7 @@ def evaluate(
     cascade: bool = False,
     adaptive: bool = True,
     batch_size: int = 256,
+    checkpoint: str | os.PathLike | None = None,
     progress: bool | Progress = False,
     verbose: bool = False,
 ) -> EvaluationReport:
@@ -536,6 +693,11 @@ def evaluate(
             of each attack's own figure.
         adaptive: Also run the adaptive attack on the detector.
         batch_size: Examples per batch of every attack (the dataset is gathered into memory first).
+        checkpoint: A file (``.npz``) where the evaluation saves its progress after every
+            batch, so that an interrupted one resumes: called again with the same model,
+            data, attacks and settings, ``evaluate`` continues after the last saved batch,
+            restores the attacks' random state and returns the figures an uninterrupted
+            evaluation would. The file is removed when the evaluation finishes. Default: none.
         progress: Show a progress bar on standard error: the examples done and the attack
             under way (each way's attack, then the adaptive attack on the detector), with
             the time left. It counts attacked examples: each example once per way's attack and
@@ -555,7 +717,9 @@ def evaluate(
             batch, as
             [`ThreeWayModel.validate_inputs`][aatk.model.ThreeWayModel.validate_inputs]
             (inputs outside the attack's bounds or the model's input range, non-finite
-            inputs, bad labels); or on an empty dataset.
+            inputs, bad labels); or on an empty dataset; then, before any attack, on a
+            ``checkpoint`` that is not a path, sits in a missing folder, cannot be read, or
+            was written by another evaluation (other weights, examples, attacks or batch size).
     """
     from aatk.baselines import CombinedOneWay  # local: aatk.baselines imports aatk.model and aatk.attacks
 
@@ -577,6 +741,10 @@ def evaluate(
         )
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise ValueError(f"checkpoint must be a file path (str or os.PathLike) or None, got {type(checkpoint).__name__}")
+    if checkpoint is not None and not Path(checkpoint).parent.is_dir():
+        raise ValueError(f"checkpoint {checkpoint}: its folder {Path(checkpoint).parent} does not exist")
     reporter = as_progress(True if verbose and progress is False else progress)
     _check_dataset(dataset)
 
@@ -590,9 +758,16 @@ def evaluate(
     every = np.arange(count)
     names = attack_labels(attacks)
     phases = len(attacks) * len(_WAY_GROUPS) + (1 if adaptive else 0)
+    saved = None
+    if checkpoint is not None:
+        saved = _Checkpoint(checkpoint, attacks=attacks, fingerprint=_fingerprint(
+            model, attacks, x=x_all, labels=labels, cascade=cascade, adaptive=adaptive, batch_size=batch_size))
+        if saved.resumed:
+            reporter.note(f"resuming the evaluation saved in {checkpoint}: {saved.summary(phases + 1)}")
     runs: dict = {group: [] for group, _, _ in _WAY_GROUPS}
     with reporter.bar(count * (phases + 1), what="evaluate", unit="attacked examples") as bar:
-        clean = _run_batched(_clean_evaluator(model), (x_all, labels), every, batch_size, bar, 0, "clean inputs")
+        clean = _run_batched(_clean_evaluator(model), (x_all, labels), every, batch_size, bar, 0, "clean inputs",
+                             checkpoint=saved)
         target = clean.pop("target")
         done = count
         for item, name in zip(attacks, names):
@@ -605,9 +780,13 @@ def evaluate(
                 else:
                     indices = every
                 step = f"{name}: {_STEP_NAMES[group]}" if len(attacks) > 1 else _STEP_NAMES[group]
-                outputs = _run_batched(
-                    _way_attack_evaluator(model, item, group), (x_all, labels), indices, batch_size, bar, done, step
-                ) if indices.size else {}
+                if indices.size:
+                    outputs = _run_batched(_way_attack_evaluator(model, item, group), (x_all, labels), indices,
+                                           batch_size, bar, done, step, checkpoint=saved)
+                else:
+                    outputs = {}
+                    if saved is not None:
+                        saved.skip_step()
                 run = {"attacked": np.zeros(count, bool)}
                 run["attacked"][indices] = True
                 # Outputs where the attack ran; elsewhere −1 (NaN scores). An attack that had no
@@ -626,8 +805,10 @@ def evaluate(
         if adaptive:
             out["adaptive_attack"] = _run_batched(
                 _adaptive_evaluator(model, perturbing), (x_all, target), every, batch_size, bar, done,
-                _STEP_NAMES["adaptive_attack"],
+                _STEP_NAMES["adaptive_attack"], checkpoint=saved,
             )
+    if saved is not None:
+        saved.remove()
 
     def accuracy(predictions):
         return float(np.mean(predictions == labels))

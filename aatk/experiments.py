@@ -23,7 +23,7 @@ import numpy as np
 
 from aatk import datasets
 from aatk.attacks import PGD
-from aatk.configs import Config, attack_settings
+from aatk.configs import Config, attack_settings, build_attack
 from aatk.model import WAYS
 from aatk.progress import Progress, as_progress
 
@@ -441,7 +441,6 @@ def masking_report(
     Returns:
         The path of ``out/masking-<run>.md``.
     """
-    from aatk.configs import build_attack
     from aatk.evaluation import evaluate
     from aatk.masking import gradient_masking_checks
     from aatk.progress import as_progress
@@ -545,15 +544,18 @@ def combine_runs(
     out: str | Path,
     data_dir: str | None = None,
     subset: int | None = None,
+    attacks: list[str] | None = None,
     adaptive: bool = False,
     progress: bool | Progress = False,
 ) -> dict[str, dict]:
     """ST+AT of Section 3.1: evaluates a one-way ST and a one-way AT run as one three-way model.
 
-    Writes ``eval-<attack>.json`` and ``.md`` for every test attack the two runs share
-    into ``out``, in the format of ``aatk evaluate`` (so that ``aatk report`` lists it):
-    ``epochs``, ``epochs_trained`` and ``seed`` are pairs (the ST run's, then the AT run's),
-    and ``provenance`` says where the result comes from.
+    Writes ``eval-<attack>.json`` and ``.md`` for every test attack the two runs share (or
+    every attack asked for) into ``out``, in the format of ``aatk evaluate`` (so that
+    ``aatk report`` lists it): ``epochs``, ``epochs_trained`` and ``seed`` are pairs (the ST
+    run's, then the AT run's), and ``provenance`` says where the result comes from. Like
+    ``aatk evaluate``, each evaluation saves its progress in ``out/eval-<attack>.partial.npz``
+    and resumes from it when run again.
 
     Paper: Section 3.1 ("ST+AT"), Tables 1–3.
 
@@ -563,6 +565,9 @@ def combine_runs(
         out: Folder for the evaluations.
         data_dir: Folder of the original dataset files.
         subset: Evaluate on the first N test examples (default: all).
+        attacks: Names of the attacks to run: test attacks both runs share or any preset of
+            [`ATTACK_PRESETS`][aatk.configs.ATTACK_PRESETS], such as ``"mnist-strong"``
+            (default: every shared test attack).
         adaptive: Also run the adaptive attack on the detector.
         progress: Show a progress bar per attack on standard error (``True``, ``False`` or a
             ``aatk.progress.Progress``).
@@ -573,13 +578,15 @@ def combine_runs(
 
     Raises:
         ValueError: If the runs are not a "1way-st" and a "1way-at"/"1way-at-half" run
-            of one dataset, or share no test attack.
+            of one dataset, share no test attack (when none is asked for), an attack asked
+            for is neither shared nor a preset, or an ``eval-<attack>.partial.npz`` in
+            ``out`` is damaged or was left by another evaluation.
     """
     from aatk.baselines import CombinedOneWay
     from aatk.evaluation import evaluate
     from aatk.provenance import environment
     from aatk.runs import atomic_write
-    from aatk.training import _epochs_trained
+    from aatk.training import _can_attack_the_detector, _epochs_trained, chosen_test_attacks
 
     progress = as_progress(progress)
     st_config, st_model = _load(st_run)
@@ -590,25 +597,26 @@ def combine_runs(
         raise ValueError(f"{at_run} was trained with method {at_config.method!r}; ST+AT needs a '1way-at' or '1way-at-half' run")
     if st_config.dataset != at_config.dataset:
         raise ValueError(f"the runs are of different datasets: {st_config.dataset} and {at_config.dataset}")
-    shared = [name for name in st_config.test_attacks if name in at_config.test_attacks]
-    if not shared:
-        raise ValueError("the two runs share no test attack")
+    shared = {name: spec for name, spec in st_config.test_attacks.items() if name in at_config.test_attacks}
+    if not shared and not attacks:
+        raise ValueError("the two runs share no test attack; name one with attacks=[...] (e.g. a preset)")
+    specs = chosen_test_attacks(shared, attacks, owner="both runs")
     model = CombinedOneWay(st_model=st_model, at_model=at_model)
     x, y = datasets.load_arrays(st_config.dataset, "test", data_dir=data_dir, subset=subset)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    attacks = st_config.make_test_attacks()
     records = {}
     trained = [_epochs_trained(Path(run)) for run in (st_run, at_run)]
-    for name in shared:
-        report = evaluate(model, (x, y), attacks[name], adaptive=adaptive,
-                          cascade=bool(st_config.test_attacks[name].get("cascade", False)),
+    for name, spec in specs.items():
+        attack = build_attack(spec, seed=0)
+        report = evaluate(model, (x, y), attack, adaptive=adaptive and _can_attack_the_detector(attack),
+                          cascade=bool(spec.get("cascade", False)), checkpoint=out / f"eval-{name}.partial.npz",
                           progress=progress.within(f"{st_config.name}+{at_config.name} under {name}"))
         record = {
             "run": f"{st_config.name}+{at_config.name}",
             "method": "st+at",
             "attack": name,
-            "attack_config": attack_settings(attacks[name], st_config.test_attacks[name]),
+            "attack_config": attack_settings(attack, spec),
             "samples": report.samples,
             "epochs": [st_config.epochs, at_config.epochs],
             "epochs_trained": [configured if done is None else done

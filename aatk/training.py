@@ -72,6 +72,7 @@ __all__ = [
     "attacked_accuracies",
     "build_model",
     "build_optimizer",
+    "chosen_test_attacks",
     "dtype_policy",
     "epoch_batches",
     "epoch_order",
@@ -658,6 +659,13 @@ def evaluate_run(
     version and git commit, the libraries' versions, the Keras backend, the date, the device
     and the dtype policy).
 
+    Each evaluation saves its progress in ``eval-<name>.partial.npz`` after every batch: run
+    again after an interruption, it resumes there (the same figures as an uninterrupted
+    evaluation; see [`aatk.evaluate`][aatk.evaluation.evaluate]'s ``checkpoint``). The file
+    is removed when the evaluation finishes; one left by an evaluation with other weights,
+    test examples or attack settings (e.g. another ``subset``) stops the command with its
+    name, to be removed by hand.
+
     Args:
         run: The run folder.
         data_dir: Folder of the original dataset files (default ``AATK_DATA_DIR`` or tfds).
@@ -681,13 +689,46 @@ def evaluate_run(
     Raises:
         RunError: If ``run`` is not a finished run folder, its model file is damaged, another
             process works in it, or it cannot be written (checked before any attack runs).
-        ValueError: If an attack is neither one of the run's test attacks nor a preset.
+        ValueError: If an attack is neither one of the run's test attacks nor a preset, or an
+            ``eval-<name>.partial.npz`` is damaged or was left by another evaluation.
     """
     run = Path(run)
     load_run_config(run)  # a clear error before the lock file is written into a folder that is no run
     with locked(run, command="aatk evaluate"):
         return _evaluate_locked(run, data_dir=data_dir, subset=subset, attacks=attacks, batch_size=batch_size,
                                 adaptive=adaptive, dtype=dtype, progress=progress)
+
+
+def chosen_test_attacks(specs: dict[str, dict], names: list[str] | None, *, owner: str) -> dict[str, dict]:
+    """The attack specs an evaluation runs: ``specs`` (a run's test attacks), or only ``names``.
+
+    Args:
+        specs: Test attack name → resolved spec (a configuration's ``test_attacks``).
+        names: The attacks asked for, each a name of ``specs`` or any preset of
+            [`ATTACK_PRESETS`][aatk.configs.ATTACK_PRESETS] (e.g. a strong evaluation the
+            run's configuration predates); None or empty for all of ``specs``.
+        owner: Whose test attacks ``specs`` are, for the error message (``"this run"``).
+
+    Returns:
+        Name → resolved spec, in the order asked.
+
+    Raises:
+        ValueError: If a name is neither in ``specs`` nor a preset.
+    """
+    if not names:
+        return dict(specs)
+    chosen = {}
+    for name in names:
+        if name in specs:
+            chosen[name] = specs[name]
+        elif name in ATTACK_PRESETS:
+            chosen[name] = attack_from_spec(name, key=f"--attack {name}")[1]
+        else:
+            raise ValueError(
+                f"attack {name!r} is neither a test attack of {owner} ({sorted(specs)}) nor a preset "
+                f"({sorted(ATTACK_PRESETS)})"
+            )
+    return chosen
 
 
 def _epochs_trained(run: Path) -> int | None:
@@ -715,20 +756,7 @@ def _evaluate_locked(run: Path, *, data_dir, subset, attacks, batch_size, adapti
 
     progress = as_progress(progress)
     config = load_run_config(run)
-    specs = dict(config.test_attacks)
-    if attacks:
-        chosen = {}
-        for name in attacks:
-            if name in specs:
-                chosen[name] = specs[name]
-            elif name in ATTACK_PRESETS:  # any preset, e.g. a strong evaluation the run's configuration predates
-                chosen[name] = attack_from_spec(name, key=f"--attack {name}")[1]
-            else:
-                raise ValueError(
-                    f"attack {name!r} is neither a test attack of this run ({sorted(specs)}) nor a preset "
-                    f"({sorted(ATTACK_PRESETS)})"
-                )
-        specs = chosen
+    specs = chosen_test_attacks(config.test_attacks, attacks, owner="this run")
     model = load_model_file(run / "model.keras", expected=keras.Model)
     suffix = ""
     if dtype is not None and dtype != config.dtype:
@@ -740,6 +768,7 @@ def _evaluate_locked(run: Path, *, data_dir, subset, attacks, batch_size, adapti
         attack = build_attack(spec, seed=0)
         report = evaluate(model, (x, y), attack, batch_size=batch_size, cascade=bool(spec.get("cascade", False)),
                           adaptive=adaptive and _can_attack_the_detector(attack),
+                          checkpoint=run / f"eval-{name}{suffix}.partial.npz",
                           progress=progress.within(f"{config.name} under {name}"))
         record = {
             "run": config.name + (f" [{dtype}]" if suffix else ""),

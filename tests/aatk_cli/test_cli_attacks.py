@@ -149,3 +149,49 @@ def test_evaluate_an_ensemble_and_a_preset_the_run_does_not_list(tmp_path: Path,
     detector = json.loads((checks / "detector.json").read_text())["tiny"]
     assert set(detector["rows"]) == {"agreement-ce", "agreement-margin", "divergence λ=0", "divergence λ=1"}
     assert detector["strongest"] in detector["rows"] and "| tiny |" in (checks / "detector.md").read_text()
+
+
+class _Killed(Exception):
+    """Stands for a kill of ``aatk evaluate`` between two saves."""
+
+
+@needs_data
+def test_an_interrupted_evaluation_resumes_where_it_stopped(tmp_path: Path, capsys, monkeypatch) -> None:
+    from aatk import evaluation
+
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(_config(tmp_path)), "--data-dir", str(DATA), "--out", str(run),
+                 "--verbose", "0"]) == 0
+    command = ["evaluate", "--run", str(run), "--data-dir", str(DATA), "--subset", "24", "--batch-size", "8",
+               "--attack", "ensemble"]
+    assert main([*command, "--quiet"]) == 0
+    whole = json.loads((run / "eval-ensemble.json").read_text())
+    (run / "eval-ensemble.json").unlink()
+    original, writes = evaluation._Checkpoint._write, []
+
+    def write_then_die(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        writes.append(1)
+        if len(writes) == 5:
+            raise _Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluation._Checkpoint, "_write", write_then_die)
+        with pytest.raises(_Killed):
+            main([*command, "--quiet"])
+    partial = run / "eval-ensemble.partial.npz"
+    assert partial.exists() and not (run / "eval-ensemble.json").exists()
+    capsys.readouterr()
+    assert main(command) == 0
+    assert "resuming the evaluation saved in" in capsys.readouterr().err
+    resumed = json.loads((run / "eval-ensemble.json").read_text())
+    assert resumed["figures"] == whole["figures"] and not partial.exists()
+    # A checkpoint left by another evaluation (here: other test examples) stops the command.
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluation._Checkpoint, "_write", write_then_die)
+        writes.clear()
+        with pytest.raises(_Killed):
+            main([*command, "--quiet"])
+    assert main([*command[:-6], "--subset", "16", "--batch-size", "8", "--attack", "ensemble", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "eval-ensemble.partial.npz was written by another evaluation" in error and "remove it" in error

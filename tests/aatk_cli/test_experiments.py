@@ -162,6 +162,15 @@ def test_combine_is_evaluated_like_a_three_way_model_and_reported(runs, tmp_path
     cells = dict(zip((cell.strip() for cell in header.split("|")), (cell.strip() for cell in row.split("|"))))
     assert cells["S"] == "-"  # no standard way of its own: S is not reported
     assert cells["epochs"] == "1+1"  # the ST run's epochs, then the AT run's
+    # Any preset, e.g. the strong evaluation; an attack that is neither shared nor a preset is refused.
+    assert main(["combine", "--st-run", str(runs["st"]), "--at-run", str(runs["at"]), "--out", str(combined),
+                 "--subset", "8", "--data-dir", str(DATA), "--attack", "mnist-apgd-ce", "--quiet"]) == 0
+    preset = json.loads((combined / "eval-mnist-apgd-ce.json").read_text())
+    assert preset["attack_config"]["attack"] == "apgd" and preset["samples"] == 8
+    assert not list(combined.glob("*.partial.npz")), "a finished evaluation leaves no checkpoint"
+    assert main(["combine", "--st-run", str(runs["st"]), "--at-run", str(runs["at"]), "--out", str(combined),
+                 "--attack", "nonsense", "--data-dir", str(DATA)]) == 2
+    assert "neither a test attack of both runs" in capsys.readouterr().err
     # The wrong kinds of runs are refused with a one-line error.
     assert main(["combine", "--st-run", str(runs["at"]), "--at-run", str(runs["st"]), "--out", str(combined)]) == 2
     assert "needs a '1way-st' run" in capsys.readouterr().err
