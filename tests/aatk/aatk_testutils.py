@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from aatk import ThreeWayModel
+from aatk.attacks import PGD
 
 
 def check_feasible(x, x_adv, attack) -> None:
@@ -54,6 +55,19 @@ def conv_encoder(shape=(4, 4, 1), width: int = 4) -> keras.Sequential:
 
 def tiny_model(input_dim: int = 6, width: int = 4, num_classes: int = 3) -> ThreeWayModel:
     return ThreeWayModel(mlp_encoder(input_dim, width), mlp_encoder(input_dim, width), num_classes=num_classes)
+
+
+def briefly_trained(*, seed: int, samples: int, method: str, batch_size: int = 16) -> tuple[ThreeWayModel, np.ndarray, np.ndarray]:
+    """A tiny model (width 8) trained for two epochs by ``method`` on ``samples`` examples in [0, 1]⁶
+    whose three classes depend on the first three features; returns it with its training data."""
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, size=(samples, 6)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 1.0).astype("int32") + (x[:, 2] > 0.7).astype("int32")
+    model = tiny_model(width=8)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), method=method, attack=PGD(eps=0.1, step_size=0.05, steps=2))
+    model.fit(x, y, epochs=2, batch_size=batch_size, verbose=0)
+    return model, x, y
 
 
 def linear_encoder(input_dim: int, width: int) -> keras.Sequential:

@@ -9,19 +9,12 @@ import pytest
 from aatk.attacks import PGD
 from aatk.detector import DEFAULT_WEIGHTS, agreement_margin_loss, attack_detector, divergence_evasion_loss
 from aatk.evaluation import detection_score
-from aatk_testutils import tiny_model
+from aatk_testutils import briefly_trained
 
 
 @pytest.fixture(scope="module")
 def trained():
-    keras.utils.set_random_seed(5)
-    rng = np.random.default_rng(5)
-    x = rng.uniform(0, 1, size=(32, 6)).astype("float32")
-    y = (x[:, 0] + x[:, 1] > 1.0).astype("int32") + (x[:, 2] > 0.7).astype("int32")
-    model = tiny_model(width=8)
-    model.compile(optimizer=keras.optimizers.Adam(0.05), method="aat++", attack=PGD(eps=0.1, step_size=0.05, steps=2))
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    return model, x, y
+    return briefly_trained(seed=5, samples=32, method="aat++")
 
 
 def test_margin_loss_by_hand():

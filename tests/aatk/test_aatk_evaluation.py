@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import aatk
 from aatk.attacks import PGD
 from aatk.evaluation import detection_score, roc_auc
-from aatk_testutils import tiny_model
+from aatk_testutils import briefly_trained
 
 FRACTIONS = (
     "S", "R", "N", "R_adv", "N_adv", "S_adv_s", "R_adv_s", "N_adv_s", "RAD", "raw_acc", "calibrated_acc",
@@ -29,16 +29,7 @@ DIFFERENCES = ("DIA", "DIA_s")
 @pytest.fixture(scope="module")
 def trained():
     """One tiny model trained briefly by AAT++, shared by the tests of this module (read-only)."""
-    import keras
-
-    keras.utils.set_random_seed(7)
-    rng = np.random.default_rng(7)
-    x = rng.uniform(0, 1, size=(32, 6)).astype("float32")
-    y = (x[:, 0] + x[:, 1] > 1.0).astype("int32") + (x[:, 2] > 0.7).astype("int32")
-    model = tiny_model(width=8)
-    model.compile(optimizer=keras.optimizers.Adam(0.05), method="aat++", attack=PGD(eps=0.1, step_size=0.05, steps=2))
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    return model, x, y
+    return briefly_trained(seed=7, samples=32, method="aat++")
 
 
 def _predictions(model, x, way):

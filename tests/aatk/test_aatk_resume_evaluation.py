@@ -8,22 +8,13 @@ import pytest
 import aatk
 from aatk import evaluation
 from aatk.attacks import APGD, PGD, SquareAttack
-from aatk_testutils import tiny_model
+from aatk_testutils import briefly_trained
 
 
 @pytest.fixture(scope="module")
 def trained():
     """A tiny model trained briefly by AAT (read-only)."""
-    import keras
-
-    keras.utils.set_random_seed(5)
-    rng = np.random.default_rng(5)
-    x = rng.uniform(0, 1, size=(36, 6)).astype("float32")
-    y = (x[:, 0] + x[:, 1] > 1.0).astype("int32") + (x[:, 2] > 0.7).astype("int32")
-    model = tiny_model(width=8)
-    model.compile(optimizer=keras.optimizers.Adam(0.05), method="aat", attack=PGD(eps=0.1, step_size=0.05, steps=2))
-    model.fit(x, y, epochs=2, batch_size=12, verbose=0)
-    return model, x, y
+    return briefly_trained(seed=5, samples=36, method="aat", batch_size=12)
 
 
 def random_attacks():
@@ -57,6 +48,14 @@ class _Counter:
     count = 0
 
 
+def interrupted(monkeypatch, saves: int, evaluate, **kwargs) -> None:
+    """Calls ``evaluate(**kwargs)`` and interrupts it right after its ``saves``-th save."""
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, saves)
+        with pytest.raises(Interrupted):
+            evaluate(**kwargs)
+
+
 def run(model, x, y, **kwargs):
     return aatk.evaluate(model, (x, y), random_attacks(), cascade=True, adaptive=True, batch_size=8, **kwargs)
 
@@ -74,10 +73,7 @@ def test_interrupted_evaluation_resumes_to_the_same_figures(trained, tmp_path, m
     model, x, y = trained
     whole = run(model, x, y)
     path = tmp_path / "eval.partial.npz"
-    with monkeypatch.context() as patch:
-        interrupt_after(patch, saves)
-        with pytest.raises(Interrupted):
-            run(model, x, y, checkpoint=path)
+    interrupted(monkeypatch, saves, lambda: run(model, x, y, checkpoint=path))
     assert path.exists()
     messages = []
 
@@ -119,20 +115,14 @@ def test_resumes_twice_and_across_empty_cascade_steps(trained, tmp_path, monkeyp
     assert not whole.details["attacks"]["Square"]["non_robust_attack"]["attacked"].any(), "a step with no survivor"
     path = tmp_path / "eval.partial.npz"
     for saves in (3, 4):
-        with monkeypatch.context() as patch:
-            interrupt_after(patch, saves)
-            with pytest.raises(Interrupted):
-                evaluate(checkpoint=path)
+        interrupted(monkeypatch, saves, evaluate, checkpoint=path)
     assert dict(evaluate(checkpoint=path)) == pytest.approx(dict(whole), nan_ok=True)
 
 
 def test_a_checkpoint_of_another_evaluation_is_refused(trained, tmp_path, monkeypatch):
     model, x, y = trained
     path = tmp_path / "eval.partial.npz"
-    with monkeypatch.context() as patch:
-        interrupt_after(patch, 2)
-        with pytest.raises(Interrupted):
-            run(model, x, y, checkpoint=path)
+    interrupted(monkeypatch, 2, lambda: run(model, x, y, checkpoint=path))
     saved = path.read_bytes()
     other_attacks = [PGD(eps=0.2, step_size=0.05, steps=3, random_start=True, seed=1)]
     for call in (
@@ -148,10 +138,7 @@ def test_a_checkpoint_of_another_evaluation_is_refused(trained, tmp_path, monkey
 def test_other_weights_are_another_evaluation(trained, tmp_path, monkeypatch):
     model, x, y = trained
     path = tmp_path / "eval.partial.npz"
-    with monkeypatch.context() as patch:
-        interrupt_after(patch, 1)
-        with pytest.raises(Interrupted):
-            run(model, x, y, checkpoint=path)
+    interrupted(monkeypatch, 1, lambda: run(model, x, y, checkpoint=path))
     weights = model.get_weights()
     model.set_weights([w + 0.01 for w in weights])
     try:

@@ -11,22 +11,13 @@ import aatk
 from aatk.attacks import PGD
 from aatk.attacks.base import Attack
 from aatk.evaluation import _worst_case, attack_labels, attack_list
-from aatk_testutils import tiny_model
+from aatk_testutils import briefly_trained
 
 
 @pytest.fixture(scope="module")
 def trained():
     """A tiny model trained briefly by AAT (read-only)."""
-    import keras
-
-    keras.utils.set_random_seed(3)
-    rng = np.random.default_rng(3)
-    x = rng.uniform(0, 1, size=(40, 6)).astype("float32")
-    y = (x[:, 0] + x[:, 1] > 1.0).astype("int32") + (x[:, 2] > 0.7).astype("int32")
-    model = tiny_model(width=8)
-    model.compile(optimizer=keras.optimizers.Adam(0.05), method="aat", attack=PGD(eps=0.1, step_size=0.05, steps=2))
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    return model, x, y
+    return briefly_trained(seed=3, samples=40, method="aat")
 
 
 class ShiftAttack(Attack):
