@@ -156,6 +156,7 @@ class _Killed(Exception):
 
 
 @needs_data
+@tensorflow_pass_only("the command path; tests/aatk/test_aatk_resume_evaluation.py resumes under both backends")
 def test_an_interrupted_evaluation_resumes_where_it_stopped(tmp_path: Path, capsys, monkeypatch) -> None:
     from aatk import evaluation
 
