@@ -80,7 +80,7 @@ TENSORBOARD_DIR = "tensorboard"
 """Where ``aatk train --tensorboard`` writes TensorBoard's event files in a run folder."""
 
 RUN_FILES = ("config.json", "state.json", "checkpoint.keras", CHECKPOINT_DIR, "log.csv", "monitor.csv",
-             "model.keras", "eval-*.json", "eval-*.md", TENSORBOARD_DIR)
+             "model.keras", "eval-*.json", "eval-*.md", "eval-*.partial.npz", TENSORBOARD_DIR)
 """aatk's own files in a run folder (glob patterns): what ``--overwrite`` replaces."""
 
 _RECORD_KEYS = ("epochs_done", "fingerprint", "rng", "checkpoint", "sha256")

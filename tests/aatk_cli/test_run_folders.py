@@ -183,6 +183,7 @@ def test_train_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
 def test_train_refuses_a_run_of_another_configuration_unless_overwritten(finished_run: Path, tmp_path: Path, capsys) -> None:
     run = _copy(finished_run, tmp_path)
     (run / "notes.md").write_text("mine")
+    (run / "eval-weak.partial.npz").write_bytes(b"an unfinished evaluation of the old model")
     other = _config(tmp_path, TINY.replace("seed = 3", "seed = 4"), name="other.toml")
     before = (run / "config.json").read_text()
     assert _train(other, run) == 2
