@@ -350,9 +350,11 @@ def _run_batched(function, inputs: tuple, indices: np.ndarray, batch_size: int, 
     if checkpoint is not None:
         finished = checkpoint.begin_step()
         if finished is not None:
-            bar.update(done + len(indices), step=step)
+            bar.restore(done + len(indices), step=step)
             return finished
         first, outputs = checkpoint.partial_outputs()
+        if first:
+            bar.restore(done + first, step=step)
     else:
         first, outputs = 0, {}
     for start in range(first, len(indices), batch_size):
@@ -438,6 +440,10 @@ class _Checkpoint:
         if self.current < self.saved_step:
             return {key: value.copy() for key, value in self.finished.get(self.current, {}).items()}
         return None
+
+    def restored_step(self) -> bool:
+        """Whether the current step came whole from the file."""
+        return self.current < self.saved_step
 
     def partial_outputs(self) -> tuple[int, dict[str, list]]:
         """The examples of the current step already done, and their outputs (as batch lists)."""
@@ -798,6 +804,8 @@ def evaluate(
                     run[key] = full
                 runs[group].append(run)
                 done += count
+                if saved is not None and saved.restored_step():
+                    bar.restore(done)  # the examples this step skipped (cascade) were restored too
         out = {"clean": clean}
         worst_attack = {}
         for group, way, _ in _WAY_GROUPS:

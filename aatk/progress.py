@@ -129,6 +129,7 @@ class ProgressBar:
         self.unit = unit
         self.done = 0.0
         self.step: str | None = None
+        self._restored = 0.0  # units taken from saved work (a resumed evaluation): they cost no time
         self._started = time.monotonic()
         self._last_draw = -float("inf")
         self._last_log = time.monotonic()
@@ -163,8 +164,9 @@ class ProgressBar:
         if self.step:
             parts.append(self.step)
         parts.append(f"{_clock(elapsed)} elapsed")
-        if self.total and 0 < self.done < self.total:
-            parts.append(f"ETA {_clock(elapsed / self.done * (self.total - self.done))}")
+        worked = self.done - self._restored
+        if self.total and worked > 0 and self.done < self.total:
+            parts.append(f"ETA {_clock(elapsed / worked * (self.total - self.done))}")
         return f"{self._head()}: " + ", ".join(parts)
 
     def update(self, done: float, *, step: str | None = None) -> None:
@@ -191,6 +193,18 @@ class ProgressBar:
             ):
                 self.progress.write_line(self._line())
                 self._last_log, self._logged_step = now, self.step
+
+    def restore(self, done: float, *, step: str | None = None) -> None:
+        """Like [`update`][aatk.progress.ProgressBar.update], for units that were finished earlier
+        (read back from a checkpoint), so that the estimated time left counts only the work
+        done now.
+
+        Args:
+            done: Units finished so far (not an increment).
+            step: What is being done now; None keeps the last.
+        """
+        self._restored += max(float(done) - self.done, 0.0)
+        self.update(done, step=step)
 
     def _draw(self, text: str) -> None:
         stream = self.progress.stream

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -86,6 +88,30 @@ def test_interrupted_evaluation_resumes_to_the_same_figures(trained, tmp_path, m
     assert not path.exists(), "a finished evaluation removes its checkpoint"
     assert len(messages) == 1 and "resuming the evaluation saved in" in messages[0]
     assert "steps done" in messages[0]
+
+
+def test_the_resumed_progress_counts_only_new_work_toward_the_time_left(trained, tmp_path, monkeypatch):
+    """The examples read back from the checkpoint are restored on the bar, not counted as work done now."""
+    model, x, y = trained
+    path = tmp_path / "eval.partial.npz"
+    interrupted(monkeypatch, 13, lambda: run(model, x, y, checkpoint=path))
+    computed_from = []
+    original = evaluation._run_batched
+
+    def first_batch_position(function, inputs, indices, batch_size, bar, done, step, *, checkpoint=None):
+        wrapped = function
+
+        def function(*args):  # noqa: F811  the real work of a batch: where the bar stands then
+            computed_from.append((bar.done, bar._restored))
+            return wrapped(*args)
+
+        return original(function, inputs, indices, batch_size, bar, done, step, checkpoint=checkpoint)
+
+    monkeypatch.setattr(evaluation, "_run_batched", first_batch_position)
+    run(model, x, y, checkpoint=path, progress=aatk.progress.Progress(stream=io.StringIO()))
+    done, restored = computed_from[0]
+    assert restored > 0 and done == restored, "everything before the first computed batch was restored"
+    assert all(restored_now == restored for _, restored_now in computed_from), "nothing computed counts as restored"
 
 
 def test_an_uninterrupted_evaluation_with_a_checkpoint_is_the_plain_one(trained, tmp_path):

@@ -229,6 +229,25 @@ def test_a_failed_bar_says_where_it_stopped() -> None:
     assert log.getvalue().splitlines()[-1].startswith("aatk: evaluate: stopped at 2/4 examples after ")
 
 
+def test_restored_units_do_not_shorten_the_estimated_time_left(monkeypatch) -> None:
+    """A resumed evaluation restores 80 of 100 units at once; the ETA must come from the 10 it then works."""
+    clock = [0.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    terminal = _Terminal()
+    with progress_module.Progress(stream=terminal, interval=0.0).bar(100, what="evaluate") as bar:
+        bar.restore(80, step="attack on the robust way")
+        clock[0] = 10.0
+        bar.update(90)
+        assert bar._line().endswith("0:10 elapsed, ETA 0:10")  # 10 units in 10 s, 10 left
+        bar.restore(95)
+        assert bar._line().endswith("ETA 0:05")
+    plain = progress_module.Progress(stream=io.StringIO()).bar(100, what="evaluate")
+    plain.update(90)
+    clock[0] = 20.0
+    assert plain._line().endswith("0:10 elapsed, ETA 0:01")  # without restored units, all 90 count as work
+    plain.close()
+
+
 @pytest.mark.parametrize("module", [progress_module, provenance], ids=["progress", "provenance"])
 def test_docstring_examples_of_the_new_modules(module) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
