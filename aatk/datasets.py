@@ -48,8 +48,12 @@ import types
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # the annotations only; TensorFlow is imported where a pipeline is built
+    import tensorflow as tf
 
 __all__ = [
     "CIFAR10_URL",

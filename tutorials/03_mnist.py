@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 import keras
-import numpy as np
 
 import aatk
 from aatk import backbones, datasets

@@ -21,7 +21,6 @@ import os
 from pathlib import Path
 
 import keras
-import numpy as np
 
 import aatk
 from aatk import backbones, datasets

@@ -22,32 +22,11 @@ from aatk import runs
 from aatk.cli import main
 from aatk.configs import ConfigError, load_config
 
-from cli_testutils import DATA, ROOT, needs_data, tensorflow_pass_only
+from cli_testutils import DATA, ROOT, TINY, needs_data, tensorflow_pass_only
 
 # The folder logic is the same under both backends; the slowest end-to-end cases run in one pass.
 tensorflow_pass = tensorflow_pass_only("backend-independent run-folder logic, tested end to end in the TensorFlow pass")
 
-# Two optimizer steps an epoch, no attack in training: each epoch takes a moment.
-TINY = """
-[experiment]
-name = "tiny"
-dataset = "mnist"
-backbone = "small_cnn"
-method = "st"
-seed = 3
-
-[training]
-epochs = 2
-batch_size = 64
-learning_rate = 0.05
-subset = 128
-init = "pytorch"
-optimizer = "sgd-pytorch"
-
-[attack]
-train = {norm = "linf", eps = 0.1, step_size = 0.05, steps = 1, random_start = true}
-test = [{name = "weak", norm = "linf", eps = 0.1, step_size = 0.05, steps = 1, random_start = true}]
-"""
 STEPS_PER_EPOCH = 2
 
 

@@ -15,31 +15,9 @@ from aatk import datasets, runs, training
 from aatk.configs import load_config
 from aatk.model import ThreeWayModel
 
-from cli_testutils import DATA, needs_data
+from cli_testutils import DATA, TINY, needs_data
 
 pytestmark = needs_data
-
-# Two optimizer steps an epoch, no attack in training: each epoch takes a moment.
-TINY = """
-[experiment]
-name = "tiny"
-dataset = "mnist"
-backbone = "small_cnn"
-method = "st"
-seed = 3
-
-[training]
-epochs = 2
-batch_size = 64
-learning_rate = 0.05
-subset = 128
-init = "pytorch"
-optimizer = "sgd-pytorch"
-
-[attack]
-train = {norm = "linf", eps = 0.1, step_size = 0.05, steps = 1, random_start = true}
-test = [{name = "weak", norm = "linf", eps = 0.1, step_size = 0.05, steps = 1, random_start = true}]
-"""
 
 
 def _config(tmp_path: Path, text: str = TINY):

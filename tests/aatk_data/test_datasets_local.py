@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import re
-import struct
 
 import numpy as np
 import pytest
