@@ -207,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--subset", type=int, default=1000, help="first N test examples")
     sub.add_argument("--attack", help="test attack (default: each run's first)")
 
-    sub = analysis("masking", "gradient-masking checks of every way, from a worst-case evaluation", shared)
+    sub = analysis("masking", "gradient-masking checks of every trained way, from a worst-case evaluation (resumes)", shared)
     sub.add_argument("--run", required=True, help="a finished run folder")
     sub.add_argument("--out", required=True, help="output folder")
     sub.add_argument("--subset", type=int, default=1000, help="first N test examples")

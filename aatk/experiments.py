@@ -422,11 +422,13 @@ def masking_report(
     steps: int = 20,
     progress: bool | Progress = False,
 ) -> Path:
-    """The gradient-masking checks of [`aatk.masking`][aatk.masking] for one run, every way.
+    """The gradient-masking checks of [`aatk.masking`][aatk.masking] for one run, every trained way.
 
     Evaluates the run on the first ``subset`` test images under a worst-case ensemble (the
-    dataset's strong preset by default), then runs the checks with that report. Writes
-    ``out/masking-<run>.md`` (the checks, then the worst-case evaluation) and ``.json``.
+    dataset's strong preset by default), then runs the checks with that report on every way
+    the run trained (a one-way run: its one way). Writes ``out/masking-<run>.md`` (the checks,
+    then the worst-case evaluation) and ``.json``. The evaluation saves its progress in
+    ``out/masking-<run>.partial.npz`` and, run again, resumes from it.
 
     Args:
         run: A finished run folder.
@@ -452,15 +454,17 @@ def masking_report(
     built = build_attack(spec, seed=0)
     attacks = built if isinstance(built, list) else [built]
     x, y = datasets.load_arrays(config.dataset, "test", data_dir=data_dir, subset=subset)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    # The worst-case evaluation is most of the cost: it resumes from its checkpoint if interrupted.
     report = evaluate(model, (x, y), attacks, cascade=bool(spec.get("cascade", False)), adaptive=False,
-                      progress=progress.within(f"{config.name} under {name}"))
-    ways = ("standard", "robust", "non_robust")
+                      progress=progress.within(f"{config.name} under {name}"),
+                      checkpoint=out / f"masking-{config.name}.partial.npz")
+    ways = _trained_ways(config)  # a one-way run's other ways were never trained: nothing to check there
     checks = gradient_masking_checks(
         model, (x, y), norm=attacks[0].norm, eps=attacks[0].eps, bounds=attacks[0].bounds, report=report, ways=ways,
         steps=steps, progress=progress.within(f"{config.name}: masking checks"),
     )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     text = (f"# Gradient-masking checks: {config.name}\n\n{checks.to_markdown()}\n\n"
             f"## The worst-case evaluation they read ({name})\n\n{report.to_markdown()}\n")
     atomic_write(out / f"masking-{config.name}.md", text)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from aatk import evaluation
 from aatk.attacks import APGD, PGD, SquareAttack
 from aatk.cli import _attack_summary, main
 from aatk.configs import ATTACK_PRESETS, ConfigError, attack_from_spec, build_attack, load_config
@@ -155,11 +156,44 @@ class _Killed(Exception):
     """Stands for a kill of ``aatk evaluate`` between two saves."""
 
 
+def killed_after_saves(patch: pytest.MonkeyPatch, saves: int) -> None:
+    """Makes evaluations raise ``_Killed`` right after their ``saves``-th checkpoint write (it lands)."""
+    original, writes = evaluation._Checkpoint._write, []
+
+    def write_then_die(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        writes.append(1)
+        if len(writes) == saves:
+            raise _Killed
+
+    patch.setattr(evaluation._Checkpoint, "_write", write_then_die)
+
+
+@needs_data
+@tensorflow_pass_only("trains a tiny one-way run: the backend-independent command path")
+def test_masking_checks_of_a_one_way_run_cover_its_trained_way_only(tmp_path: Path, monkeypatch) -> None:
+    run = tmp_path / "run"
+    one_way = BASE.replace('method = "aat"', 'method = "1way-at-half"')
+    assert main(["train", "--config", str(_config(tmp_path, one_way)), "--data-dir", str(DATA), "--out", str(run),
+                 "--verbose", "0"]) == 0
+    checks = tmp_path / "checks"
+    arguments = ["analyze", "masking", "--run", str(run), "--data-dir", str(DATA), "--out", str(checks),
+                 "--subset", "8", "--attack", "ensemble", "--steps", "2", "--quiet"]
+    # Interrupted during its worst-case evaluation, the analysis resumes from its checkpoint.
+    with monkeypatch.context() as patch:
+        killed_after_saves(patch, 3)
+        with pytest.raises(_Killed):
+            main(arguments)
+    assert (checks / "masking-tiny.partial.npz").exists()
+    assert main(arguments) == 0
+    assert not (checks / "masking-tiny.partial.npz").exists()
+    masking = json.loads((checks / "masking-tiny.json").read_text())
+    assert {c["way"] for c in masking["checks"]} == {"robust"}, "the untrained ways of a one-way run are not checked"
+
+
 @needs_data
 @tensorflow_pass_only("the command path; tests/aatk/test_aatk_resume_evaluation.py resumes under both backends")
 def test_an_interrupted_evaluation_resumes_where_it_stopped(tmp_path: Path, capsys, monkeypatch) -> None:
-    from aatk import evaluation
-
     run = tmp_path / "run"
     assert main(["train", "--config", str(_config(tmp_path)), "--data-dir", str(DATA), "--out", str(run),
                  "--verbose", "0"]) == 0
@@ -168,16 +202,8 @@ def test_an_interrupted_evaluation_resumes_where_it_stopped(tmp_path: Path, caps
     assert main([*command, "--quiet"]) == 0
     whole = json.loads((run / "eval-ensemble.json").read_text())
     (run / "eval-ensemble.json").unlink()
-    original, writes = evaluation._Checkpoint._write, []
-
-    def write_then_die(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        writes.append(1)
-        if len(writes) == 5:
-            raise _Killed
-
     with monkeypatch.context() as patch:
-        patch.setattr(evaluation._Checkpoint, "_write", write_then_die)
+        killed_after_saves(patch, 5)
         with pytest.raises(_Killed):
             main([*command, "--quiet"])
     partial = run / "eval-ensemble.partial.npz"
@@ -189,8 +215,7 @@ def test_an_interrupted_evaluation_resumes_where_it_stopped(tmp_path: Path, caps
     assert resumed["figures"] == whole["figures"] and not partial.exists()
     # A checkpoint left by another evaluation (here: other test examples) stops the command.
     with monkeypatch.context() as patch:
-        patch.setattr(evaluation._Checkpoint, "_write", write_then_die)
-        writes.clear()
+        killed_after_saves(patch, 5)
         with pytest.raises(_Killed):
             main([*command, "--quiet"])
     assert main([*command[:-6], "--subset", "16", "--batch-size", "8", "--attack", "ensemble", "--quiet"]) == 2
