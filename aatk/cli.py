@@ -449,7 +449,8 @@ def _row(record: dict) -> dict:
         "attack_step_size": settings.get("step_size"), "attack_steps": settings.get("steps"),
         "attack_random_start": settings.get("random_start"),
         "samples": record.get("samples"), "epochs": _epochs(record), "seed": record.get("seed"),
-        "evaluated_dtype": record.get("evaluated_dtype"),
+        # Older `aatk combine` records keep the dtype in their provenance only.
+        "evaluated_dtype": record.get("evaluated_dtype") or provenance.get("dtype_policy"),
     }
     for column in _TABLE_COLUMNS:
         bounds = intervals.get(column) if column in shown else None

@@ -626,6 +626,7 @@ def combine_runs(
             "epochs_trained": [configured if done is None else done
                                for configured, done in zip((st_config.epochs, at_config.epochs), trained)],
             "seed": [st_config.seed, at_config.seed],
+            "evaluated_dtype": getattr(model.dtype_policy, "name", None),
             "figures": dict(report),
             "intervals_95": {key: list(bounds) for key, bounds in report.intervals(confidence=0.95).items()},
             "provenance": environment(dtype_policy=getattr(model.dtype_policy, "name", None)),

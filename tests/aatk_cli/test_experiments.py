@@ -162,6 +162,8 @@ def test_combine_is_evaluated_like_a_three_way_model_and_reported(runs, tmp_path
     cells = dict(zip((cell.strip() for cell in header.split("|")), (cell.strip() for cell in row.split("|"))))
     assert cells["S"] == "-"  # no standard way of its own: S is not reported
     assert cells["epochs"] == "1+1"  # the ST run's epochs, then the AT run's
+    provenance = next(line for line in table.splitlines() if line.startswith(f"- {record['run']}: evaluated"))
+    assert "; float32; seed [" in provenance, "the dtype the combined model was evaluated in"
     # Any preset, e.g. the strong evaluation; an attack that is neither shared nor a preset is refused.
     assert main(["combine", "--st-run", str(runs["st"]), "--at-run", str(runs["at"]), "--out", str(combined),
                  "--subset", "8", "--data-dir", str(DATA), "--attack", "mnist-apgd-ce", "--quiet"]) == 0
