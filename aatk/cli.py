@@ -208,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--attack", help="test attack (default: each run's first)")
 
     sub = analysis("masking", "gradient-masking checks of every trained way, from a worst-case evaluation (resumes)", shared)
-    sub.add_argument("--run", required=True, help="a finished run folder")
+    sub.add_argument("--run", required=True, help="a finished run folder, or an aatk combine --out folder (ST+AT)")
     sub.add_argument("--out", required=True, help="output folder")
     sub.add_argument("--subset", type=int, default=1000, help="first N test examples")
     sub.add_argument("--attack", help="the ensemble to evaluate under (default: the dataset's strong preset, "
@@ -216,7 +216,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--steps", type=int, default=20, help="PGD steps of the checks' cheaper attack")
 
     sub = analysis("detector", "the detector (Eq. 12) under adaptive attacks: RAD, calibration, evasion", shared)
-    sub.add_argument("--runs", required=True, nargs="+", help="finished run folders")
+    sub.add_argument("--runs", required=True, nargs="+",
+                     help="finished run folders of three-way models, or aatk combine --out folders (ST+AT)")
     sub.add_argument("--out", required=True, help="output folder")
     sub.add_argument("--subset", type=int, default=1000, help="first N test examples")
     sub.add_argument("--steps", type=int, default=100, help="APGD steps of every adaptive attack")

@@ -80,13 +80,57 @@ def _trained_ways(config: Config) -> tuple[str, ...]:
     return _TRAINED_WAYS.get(config.method, WAYS) if isinstance(config.method, str) else WAYS
 
 
-def _load(run: str | Path) -> tuple[Config, keras.Model]:
+COMBINED_FILE = "combined.json"
+"""What `aatk combine` writes into its output folder: the ST and AT runs it combined, so that the
+analyses that take run folders (masking, detector) load that folder as the ST+AT model."""
+
+
+def _load(run: str | Path, *, combined: bool = False) -> tuple[Config, keras.Model]:
+    """A finished run's configuration and model; with ``combined``, also an `aatk combine` folder
+    (its configuration is the AT run's, named ``<st>+<at>``, with the test attacks both share)."""
     import aatk.baselines  # noqa: F401  registers the baselines' models (a PI run's) for loading
     from aatk.runs import load_model_file
     from aatk.training import load_run_config
 
+    pair = Path(run) / COMBINED_FILE
+    if pair.exists() and not (Path(run) / "config.json").exists():
+        if not combined:
+            raise ValueError(f"{run} holds the ST+AT evaluations of aatk combine, not a trained run; "
+                             "this command needs a run folder of aatk train")
+        return _load_combined(pair)
     config = load_run_config(run)
     return config, load_model_file(Path(run) / "model.keras", expected=keras.Model)
+
+
+def _st_at_pair(st_run: str | Path, at_run: str | Path) -> tuple[Config, Config, keras.Model]:
+    """The two runs of ST+AT, checked, and the [`CombinedOneWay`][aatk.baselines.CombinedOneWay] model."""
+    from aatk.baselines import CombinedOneWay
+
+    st_config, st_model = _load(st_run)
+    at_config, at_model = _load(at_run)
+    if st_config.method != "1way-st":
+        raise ValueError(f"{st_run} was trained with method {st_config.method!r}; ST+AT needs a '1way-st' run")
+    if at_config.method not in ("1way-at", "1way-at-half"):
+        raise ValueError(f"{at_run} was trained with method {at_config.method!r}; ST+AT needs a '1way-at' or '1way-at-half' run")
+    if st_config.dataset != at_config.dataset:
+        raise ValueError(f"the runs are of different datasets: {st_config.dataset} and {at_config.dataset}")
+    return st_config, at_config, CombinedOneWay(st_model=st_model, at_model=at_model)
+
+
+def _shared_test_attacks(st_config: Config, at_config: Config) -> dict[str, dict]:
+    return {name: spec for name, spec in st_config.test_attacks.items() if name in at_config.test_attacks}
+
+
+def _load_combined(pair: Path) -> tuple[Config, keras.Model]:
+    try:
+        runs = json.loads(pair.read_text())
+        st_run, at_run = runs["st_run"], runs["at_run"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{pair} cannot be read ({error!r}); run aatk combine again to rewrite it") from None
+    st_config, at_config, model = _st_at_pair(st_run, at_run)
+    config = dataclasses.replace(at_config, name=f"{st_config.name}+{at_config.name}", method="st+at",
+                                 test_attacks=_shared_test_attacks(st_config, at_config))
+    return config, model
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -431,7 +475,8 @@ def masking_report(
     ``out/masking-<run>.partial.npz`` and, run again, resumes from it.
 
     Args:
-        run: A finished run folder.
+        run: A finished run folder, or the output folder of [`combine_runs`][aatk.experiments.combine_runs]
+            (ST+AT: its three ways are checked).
         out: Output folder.
         attack: An ensemble preset or test attack of the run (default ``mnist-strong`` /
             ``cifar10-strong``); its first attack's norm and ε are the checks' threat model.
@@ -449,7 +494,7 @@ def masking_report(
     from aatk.runs import atomic_write
 
     progress = as_progress(progress)
-    config, model = _load(run)
+    config, model = _load(run, combined=True)
     name, spec = _strong_preset(config, attack)
     built = build_attack(spec, seed=0)
     attacks = built if isinstance(built, list) else [built]
@@ -493,7 +538,8 @@ def detector_attacks(
     strongest attack of each run) and ``out/detector.json``.
 
     Args:
-        runs: Finished run folders of three-way models (or ST+AT).
+        runs: Finished run folders of three-way models, or output folders of
+            [`combine_runs`][aatk.experiments.combine_runs] (ST+AT).
         out: Output folder.
         data_dir: Folder of the original dataset files.
         subset: The first N test examples.
@@ -515,7 +561,9 @@ def detector_attacks(
     out.mkdir(parents=True, exist_ok=True)
     sections, summary, record = [], [], {}
     for run in runs:
-        config, model = _load(run)
+        config, model = _load(run, combined=True)
+        if not config.test_attacks:
+            raise ValueError(f"{run}: the ST and AT runs share no test attack, so the detector's threat model is unknown")
         first = next(iter(config.test_attacks.values()))
         first = first["attacks"][0] if "attacks" in first else first
         optimiser = APGD(norm=first["norm"], eps=first["eps"], steps=steps, bounds=first.get("bounds", (0.0, 1.0)),
@@ -559,7 +607,9 @@ def combine_runs(
     ``aatk report`` lists it): ``epochs``, ``epochs_trained`` and ``seed`` are pairs (the ST
     run's, then the AT run's), and ``provenance`` says where the result comes from. Like
     ``aatk evaluate``, each evaluation saves its progress in ``out/eval-<attack>.partial.npz``
-    and resumes from it when run again.
+    and resumes from it when run again. ``out/combined.json`` names the two runs, so that
+    [`masking_report`][aatk.experiments.masking_report] and
+    [`detector_attacks`][aatk.experiments.detector_attacks] take ``out`` as the ST+AT model.
 
     Paper: Section 3.1 ("ST+AT"), Tables 1–3.
 
@@ -583,32 +633,26 @@ def combine_runs(
     Raises:
         ValueError: If the runs are not a "1way-st" and a "1way-at"/"1way-at-half" run
             of one dataset, share no test attack (when none is asked for), an attack asked
-            for is neither shared nor a preset, or an ``eval-<attack>.partial.npz`` in
-            ``out`` is damaged or was left by another evaluation.
+            for is neither shared nor a preset, ``out`` is a trained run's folder, or an
+            ``eval-<attack>.partial.npz`` in ``out`` is damaged or was left by another evaluation.
     """
-    from aatk.baselines import CombinedOneWay
     from aatk.evaluation import evaluate
     from aatk.provenance import environment
     from aatk.runs import atomic_write
     from aatk.training import _can_attack_the_detector, _epochs_trained, chosen_test_attacks
 
     progress = as_progress(progress)
-    st_config, st_model = _load(st_run)
-    at_config, at_model = _load(at_run)
-    if st_config.method != "1way-st":
-        raise ValueError(f"{st_run} was trained with method {st_config.method!r}; ST+AT needs a '1way-st' run")
-    if at_config.method not in ("1way-at", "1way-at-half"):
-        raise ValueError(f"{at_run} was trained with method {at_config.method!r}; ST+AT needs a '1way-at' or '1way-at-half' run")
-    if st_config.dataset != at_config.dataset:
-        raise ValueError(f"the runs are of different datasets: {st_config.dataset} and {at_config.dataset}")
-    shared = {name: spec for name, spec in st_config.test_attacks.items() if name in at_config.test_attacks}
+    st_config, at_config, model = _st_at_pair(st_run, at_run)
+    shared = _shared_test_attacks(st_config, at_config)
     if not shared and not attacks:
         raise ValueError("the two runs share no test attack; name one with attacks=[...] (e.g. a preset)")
     specs = chosen_test_attacks(shared, attacks, owner="both runs")
-    model = CombinedOneWay(st_model=st_model, at_model=at_model)
     x, y = datasets.load_arrays(st_config.dataset, "test", data_dir=data_dir, subset=subset)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if (out / "config.json").exists():
+        raise ValueError(f"{out} is the folder of a trained run; give aatk combine a folder of its own")
+    _write_json(out / COMBINED_FILE, {"st_run": str(Path(st_run).resolve()), "at_run": str(Path(at_run).resolve())})
     records = {}
     trained = [_epochs_trained(Path(run)) for run in (st_run, at_run)]
     for name, spec in specs.items():

@@ -119,17 +119,29 @@ def _way_accuracy(model, x, y, attacks: list[Attack], way: str, batch_size: int)
 
 def _zero_gradient_share(model, x, y, way: str, batch_size: int) -> tuple[float, float]:
     """Shares of examples whose cross-entropy input gradient is all zero, and whose true-class
-    probability is exactly 1 in float32."""
-    from aatk.analysis.gradients import input_gradients
+    probability is exactly 1 in float32 (through ``way``'s logits, so any model with ways or a
+    plain classifier)."""
+    from aatk import backend
+    from aatk.objectives import cross_entropy
 
-    gradients = input_gradients(model, x, y, ways=(way,), batch_size=batch_size)[way].reshape(len(y), -1)
-    zero = float(np.mean(np.all(gradients == 0, axis=1)))
     logits_fn = way_logits_function(model, way)
-    saturated = []
+
+    def gradient_and_probabilities(inputs, labels):
+        def loss_fn(points):
+            return cross_entropy(logits_fn(points), labels)
+
+        return backend.input_gradient(loss_fn, inputs), ops.softmax(ops.cast(logits_fn(inputs), "float32"))
+
+    compiled = backend.compile_function(gradient_and_probabilities, state=model.variables)
+    zero, saturated = [], []
     for start in range(0, len(y), batch_size):
-        logits = ops.convert_to_numpy(ops.softmax(ops.cast(logits_fn(x[start : start + batch_size]), "float32")))
-        saturated.append(np.asarray(logits)[np.arange(len(logits)), y[start : start + batch_size]] == 1.0)
-    return zero, float(np.concatenate(saturated).mean())
+        labels = y[start : start + batch_size]
+        gradient, probabilities = compiled(ops.convert_to_tensor(x[start : start + batch_size], dtype="float32"),
+                                           ops.convert_to_tensor(labels, dtype="int32"))
+        gradient = np.asarray(ops.convert_to_numpy(gradient)).reshape(len(labels), -1)
+        zero.append(np.all(gradient == 0, axis=1))
+        saturated.append(np.asarray(ops.convert_to_numpy(probabilities))[np.arange(len(labels)), labels] == 1.0)
+    return float(np.concatenate(zero).mean()), float(np.concatenate(saturated).mean())
 
 
 def _report_checks(report: EvaluationReport, ways: tuple[str, ...], black_box_tolerance: float, targeted_margin: float):

@@ -94,6 +94,8 @@ for name, configuration in (("st", "mnist_st"), ("at", "mnist_at_half"), ("aat++
 # `experiments.combine_runs`) evaluates the AT model's robust way and the ST model's
 # non-robust way as the two ways of one model, so DIA and the detection rule apply. It has
 # no standard way of its own; ours is the ensemble of the two, and tables leave its S out.
+# Its output folder names the two runs (`combined.json`), so `aatk analyze masking --run` and
+# `aatk analyze detector --runs` take it as the ST+AT model.
 
 # %%
 for run in (runs["st"], runs["at"]):

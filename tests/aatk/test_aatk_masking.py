@@ -67,6 +67,21 @@ def test_a_plain_model_passes_the_model_only_checks(trained, data):
     assert "No way flagged" in report.to_markdown()
 
 
+def test_a_keras_classifier_without_ways_gets_the_model_only_checks(data):
+    """Its standard way is the model itself; the zero-gradient check reads the gradient through it."""
+    keras.utils.set_random_seed(12)
+    x, y = data
+    classifier = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)])
+    classifier.compile(optimizer=keras.optimizers.Adam(0.05),
+                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    classifier.fit(x, y, epochs=20, batch_size=16, verbose=0)
+    report = gradient_masking_checks(classifier, (x, y), norm="linf", eps=0.1, steps=5, ways=("standard",))
+    by_check = {(c.way, c.check): c for c in report.checks}
+    assert by_check["standard", "zero gradients"].value == 0.0 and by_check["standard", "more iterations"].passed
+    assert {check for _, check in by_check} == {"large ε", "more iterations", "zero gradients"}
+    assert {way for way, _ in by_check} == {"standard"}
+
+
 def test_a_saturated_softmax_is_flagged(trained, data):
     x, y = data
     saturated = tiny_model(width=8)

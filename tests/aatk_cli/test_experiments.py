@@ -179,6 +179,37 @@ def test_combine_is_evaluated_like_a_three_way_model_and_reported(runs, tmp_path
 
 
 @needs_data
+def test_the_combine_folder_is_the_st_at_model_for_the_masking_and_detector_analyses(runs, tmp_path: Path,
+                                                                                     capsys) -> None:
+    combined = tmp_path / "st+at"
+    assert main(["combine", "--st-run", str(runs["st"]), "--at-run", str(runs["at"]), "--out", str(combined),
+                 "--subset", "8", "--data-dir", str(DATA), "--quiet"]) == 0
+    pair = json.loads((combined / "combined.json").read_text())
+    assert pair == {"st_run": str(runs["st"].resolve()), "at_run": str(runs["at"].resolve())}
+    checks = tmp_path / "checks"
+    assert main(["analyze", "detector", "--runs", str(combined), "--data-dir", str(DATA), "--out", str(checks),
+                 "--subset", "8", "--steps", "2", "--weights", "0", "--quiet"]) == 0
+    detector = json.loads((checks / "detector.json").read_text())
+    assert list(detector) == ["st+at"] and detector["st+at"]["samples"] == 8
+    assert main(["analyze", "masking", "--run", str(combined), "--data-dir", str(DATA), "--out", str(checks),
+                 "--subset", "8", "--attack", "weak", "--steps", "2", "--quiet"]) == 0
+    masking = json.loads((checks / "masking-st+at.json").read_text())
+    assert {check["way"] for check in masking["checks"]} == {"standard", "robust", "non_robust"}
+    assert masking["run"] == "st+at" and masking["samples"] == 8
+    capsys.readouterr()
+    # Where a trained run is needed, the combine folder is refused, and combine never writes into a run.
+    assert main(["analyze", "gradients", "--run", str(combined), "--data-dir", str(DATA), "--out", str(checks)]) == 2
+    assert "holds the ST+AT evaluations of aatk combine, not a trained run" in capsys.readouterr().err
+    assert main(["combine", "--st-run", str(runs["st"]), "--at-run", str(runs["at"]), "--out", str(runs["at"]),
+                 "--data-dir", str(DATA), "--quiet"]) == 2
+    assert "is the folder of a trained run" in capsys.readouterr().err
+    (combined / "combined.json").write_text("{")
+    assert main(["analyze", "detector", "--runs", str(combined), "--data-dir", str(DATA), "--out", str(checks),
+                 "--subset", "8", "--quiet"]) == 2
+    assert "combined.json cannot be read" in capsys.readouterr().err
+
+
+@needs_data
 def test_ablation_runs_each_combination_once_and_resumes(runs, tmp_path: Path, capsys) -> None:
     config = _config(tmp_path, "abl", "aat++")
     out = tmp_path / "ablation"
