@@ -510,8 +510,11 @@ def masking_report(
         model, (x, y), norm=attacks[0].norm, eps=attacks[0].eps, bounds=attacks[0].bounds, report=report, ways=ways,
         steps=steps, progress=progress.within(f"{config.name}: masking checks"),
     )
+    untrained = "" if ways == WAYS else (
+        f"This is a one-way run ({config.method}): only its {' and '.join(w.replace('_', '-') for w in ways)} "
+        "way was trained, and the figures of the other ways below mean nothing.\n\n")
     text = (f"# Gradient-masking checks: {config.name}\n\n{checks.to_markdown()}\n\n"
-            f"## The worst-case evaluation they read ({name})\n\n{report.to_markdown()}\n")
+            f"## The worst-case evaluation they read ({name})\n\n{untrained}{report.to_markdown()}\n")
     atomic_write(out / f"masking-{config.name}.md", text)
     _write_json(out / f"masking-{config.name}.json", {
         "run": config.name, "attack": name, "attack_config": attack_settings(built, spec), "samples": report.samples,

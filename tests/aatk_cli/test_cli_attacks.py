@@ -189,6 +189,7 @@ def test_masking_checks_of_a_one_way_run_cover_its_trained_way_only(tmp_path: Pa
     assert not (checks / "masking-tiny.partial.npz").exists()
     masking = json.loads((checks / "masking-tiny.json").read_text())
     assert {c["way"] for c in masking["checks"]} == {"robust"}, "the untrained ways of a one-way run are not checked"
+    assert "only its robust way was trained" in (checks / "masking-tiny.md").read_text()
 
 
 @needs_data
