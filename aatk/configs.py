@@ -62,7 +62,8 @@ ATTACK_PRESETS: dict[str, dict[str, Any]] = {
     # YOPO's MNIST attack (experiments/MNIST/pgd40/config.py, training and evaluation alike; also the
     # evaluation of its YOPO-5-10 run): l-infinity PGD-40, eps 0.3, step 0.01, from a uniform random
     # start (IPGD's default). Table 3 is compared under it: a 56-epoch standard CNN keeps 17.9% in the
-    # paper's Table 3 and 18.2% under this attack in ours (docs/results.md).
+    # paper's Table 3, 18.2% in the run of the earlier recipe that chose this attack, and 1.8% in our
+    # Table 3 run of the shipped recipe (docs/results.md).
     "mnist-linf-pgd40": {"norm": "linf", "eps": 0.3, "step_size": 0.01, "steps": 40, "random_start": True},
     # The affordable training attack that reaches eps 0.3: five steps of 0.1 from a random start,
     # chosen over PGD-40 training by the comparison in docs/results.md.
