@@ -657,6 +657,7 @@ def combine_runs(
         raise ValueError(f"{out} is the folder of a trained run; give aatk combine a folder of its own")
     _write_json(out / COMBINED_FILE, {"st_run": str(Path(st_run).resolve()), "at_run": str(Path(at_run).resolve())})
     records = {}
+    dtype = getattr(model.dtype_policy, "name", None)
     trained = [_epochs_trained(Path(run)) for run in (st_run, at_run)]
     for name, spec in specs.items():
         attack = build_attack(spec, seed=0)
@@ -673,10 +674,10 @@ def combine_runs(
             "epochs_trained": [configured if done is None else done
                                for configured, done in zip((st_config.epochs, at_config.epochs), trained)],
             "seed": [st_config.seed, at_config.seed],
-            "evaluated_dtype": getattr(model.dtype_policy, "name", None),
+            "evaluated_dtype": dtype,
             "figures": dict(report),
             "intervals_95": {key: list(bounds) for key, bounds in report.intervals(confidence=0.95).items()},
-            "provenance": environment(dtype_policy=getattr(model.dtype_policy, "name", None)),
+            "provenance": environment(dtype_policy=dtype),
         }
         atomic_write(out / f"eval-{name}.json", json.dumps(record, indent=2))
         atomic_write(out / f"eval-{name}.md", f"# ST+AT ({record['run']}) under {name}\n\n{report.to_markdown()}\n")
