@@ -610,15 +610,23 @@ def _train_locked(
     return model
 
 
+def _unfinished_run_advice(run: Path) -> str:
+    """What to do with a run folder whose training has not written ``model.keras`` yet."""
+    try:
+        done = int(json.loads((run / "state.json").read_text(encoding="utf-8"))["epochs_done"])
+    except (OSError, ValueError, KeyError, TypeError):  # no state yet, or a damaged one: training will say
+        return "run 'aatk train' to the end first"
+    return (f"its training stopped after epoch {done}; run 'aatk train' to the end first, or evaluate epoch "
+            f"{done} in a copy of the folder finished there ('aatk train --config ... --epochs {done} --out <copy>')")
+
+
 def load_run_config(run: str | Path) -> Config:
     """The validated configuration of a run folder written by [`train`][aatk.training.train].
 
     Raises:
         RunError: If the folder has no ``config.json`` or no finished ``model.keras``.
     """
-    from aatk.configs import validate
-
-    from aatk.configs import ConfigError
+    from aatk.configs import ConfigError, validate
 
     run = Path(run)
     if not run.is_dir():
@@ -626,7 +634,7 @@ def load_run_config(run: str | Path) -> Config:
     if not (run / "config.json").exists():
         raise RunError(f"{run} is not a run folder (no config.json): run 'aatk train' first")
     if not (run / "model.keras").exists():
-        raise RunError(f"{run} has no model.keras: run 'aatk train' to the end first")
+        raise RunError(f"{run} has no model.keras: {_unfinished_run_advice(run)}")
     resolved = read_json_file(run / "config.json", what="the run's configuration")
     if not isinstance(resolved, dict):
         raise RunError(f"{run / 'config.json'} (the run's configuration) is damaged: not a JSON object")

@@ -254,6 +254,9 @@ def test_evaluate_and_report_need_finished_runs(tmp_path: Path, capsys) -> None:
     (tmp_path / "config.json").write_text("{}")
     assert main(["evaluate", "--run", str(tmp_path)]) == 2
     assert "no model.keras" in capsys.readouterr().err
+    (tmp_path / "state.json").write_text(json.dumps({"epochs_done": 3}))
+    assert main(["evaluate", "--run", str(tmp_path)]) == 2
+    assert "stopped after epoch 3" in (error := capsys.readouterr().err) and "--epochs 3 --out" in error
 
 
 # --- without TensorFlow (KERAS_BACKEND=jax on a GPU machine) ----------------------------------
