@@ -612,9 +612,8 @@ def _train_locked(
 
 def _unfinished_run_advice(run: Path) -> str:
     """What to do with a run folder whose training has not written ``model.keras`` yet."""
-    try:
-        done = int(json.loads((run / "state.json").read_text(encoding="utf-8"))["epochs_done"])
-    except (OSError, ValueError, KeyError, TypeError):  # no state yet, or a damaged one: training will say
+    done = _epochs_trained(run)
+    if done is None:  # no state yet, or a damaged one: training will say
         return "run 'aatk train' to the end first"
     return (f"its training stopped after epoch {done}; run 'aatk train' to the end first, or evaluate epoch "
             f"{done} in a copy of the folder finished there ('aatk train --config ... --epochs {done} --out <copy>')")
