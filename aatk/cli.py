@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -682,14 +683,87 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"{PROG}: warning: {message}\n"
 
 
-def _quiet_native_logging() -> None:
+# Abseil's log line: severity, MMDD, time, thread, file:line] ("I0000 00:00:1796313072.103160   16591 port.cc:153] ").
+_NATIVE_LOG_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]\s]+:\d+\] ")
+_NATIVE_LOG_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+_NATIVE_SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
+
+
+def _native_log_level() -> int:
+    """``TF_CPP_MIN_LOG_LEVEL`` as TensorFlow reads it: a value that is not a number shows everything."""
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        return 0
+
+
+def _native_lines_to_show(text: str, level: int) -> str:
+    """``text`` (what a native library wrote to standard error) without its Abseil log lines below ``level``.
+
+    Only lines in Abseil's format with a severity under ``level`` (0 INFO, 1 WARNING, 2 ERROR,
+    3 FATAL) are dropped, and Abseil's "before InitializeLog" notice when no log line is left;
+    everything else (Python warnings, errors) is kept, in its order.
+    """
+    kept, dropped_notice = [], False
+    for line in text.splitlines(keepends=True):
+        record = _NATIVE_LOG_LINE.match(line)
+        if record and _NATIVE_SEVERITY[record.group(1)] < level:
+            continue
+        if line.rstrip("\n") == _NATIVE_LOG_NOTICE:
+            dropped_notice = True
+            continue
+        kept.append(line)
+    if dropped_notice and any(_NATIVE_LOG_LINE.match(line) for line in kept):
+        kept.insert(0, _NATIVE_LOG_NOTICE + "\n")
+    return "".join(kept)
+
+
+def _import_with_native_logs_filtered(module: str, *, level: int) -> None:
+    """Imports ``module`` with what it writes to file descriptor 2 filtered by ``level``.
+
+    TensorFlow 2.21 logs through Abseil before Abseil's logging is initialised, and those lines
+    ignore ``TF_CPP_MIN_LOG_LEVEL`` ("oneDNN custom operations are on", printed twice at import on
+    CPUs where oneDNN is on; see tensorflow/tensorflow#102212). The import's native output is held
+    in a temporary file and written back through ``_native_lines_to_show``, so nothing but those
+    lines is lost, even when the import fails.
+    """
+    import importlib
+    import tempfile
+
+    sys.stderr.flush()
+    saved_descriptor = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            importlib.import_module(module)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_descriptor, 2)
+            os.close(saved_descriptor)
+            held.seek(0)
+            shown = _native_lines_to_show(held.read().decode(errors="replace"), level)
+            if shown:
+                sys.stderr.write(shown)
+                sys.stderr.flush()
+
+
+def _quiet_native_logging(command: str) -> None:
     """Keeps TensorFlow's C++ start-up messages (CPU features, oneDNN, absl) off the terminal.
 
     Only when the user has not chosen a level: ``TF_CPP_MIN_LOG_LEVEL=0`` brings them back.
     Level 2 hides INFO and WARNING lines, not errors. It must be set before TensorFlow is
-    imported, which is why the commands import it only after this.
+    imported, which is why the commands import it only after this. TensorFlow, where it is
+    installed, is then imported here for every command but ``report`` (the TensorFlow backend
+    needs it, and ``tf.data`` feeds training under every backend), with the lines that the level
+    no longer reaches filtered out.
     """
+    import importlib.util
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    level = _native_log_level()
+    if (command != "report" and level > 0 and "tensorflow" not in sys.modules
+            and importlib.util.find_spec("tensorflow") is not None):
+        _import_with_native_logs_filtered("tensorflow", level=level)
 
 
 _HANDLERS = {
@@ -713,7 +787,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous_format, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         args = _parser().parse_args(argv)
-        _quiet_native_logging()
+        _quiet_native_logging(args.command)
         return _HANDLERS[args.command](args)
     except (_ArgumentError, ValueError, FileNotFoundError) as error:  # ConfigError and RunError are ValueErrors
         print(f"{PROG}: error: {error}", file=sys.stderr)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aatk import cli as cli_module
 from aatk import progress as progress_module
 from aatk import provenance
 from aatk.cli import _HelpFormatter, _parser, main
@@ -134,6 +135,62 @@ def test_tensorflow_logging_is_quieted_only_when_the_user_did_not_choose(tmp_pat
     assert main(["report", "--runs", missing]) == 2
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
     assert capsys.readouterr().err.count("does not exist") == 2
+
+
+# What TensorFlow 2.21 writes at import on a CPU where oneDNN is on, whatever TF_CPP_MIN_LOG_LEVEL says,
+# around lines that must survive: a Python warning, an error and an unprefixed line.
+NATIVE_OUTPUT = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    "I0000 00:00:1796313072.103160   16591 port.cc:153] oneDNN custom operations are on.\n"
+    "/x/site.py:3: DeprecationWarning: old\n"
+    "W0000 00:00:1796313072.2   16591 loader.cc:7] a warning\n"
+    "E1203 15:50:54.5 77 op.cc:12] an error\n"
+    "To enable the following instructions: AVX2\n"
+)
+
+
+@pytest.mark.parametrize("level, expected", [
+    (0, NATIVE_OUTPUT),
+    (1, "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "/x/site.py:3: DeprecationWarning: old\n"
+        "W0000 00:00:1796313072.2   16591 loader.cc:7] a warning\n"
+        "E1203 15:50:54.5 77 op.cc:12] an error\n"
+        "To enable the following instructions: AVX2\n"),
+    (2, "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "/x/site.py:3: DeprecationWarning: old\n"
+        "E1203 15:50:54.5 77 op.cc:12] an error\n"
+        "To enable the following instructions: AVX2\n"),
+    (3, "/x/site.py:3: DeprecationWarning: old\n"
+        "To enable the following instructions: AVX2\n"),
+])
+def test_native_log_lines_are_filtered_by_severity_and_nothing_else_is_lost(level: int, expected: str) -> None:
+    assert cli_module._native_lines_to_show(NATIVE_OUTPUT, level) == expected
+
+
+def test_an_import_that_writes_to_descriptor_2_is_filtered_and_a_failing_one_still_shows_its_output(
+        tmp_path: Path, monkeypatch, capfd) -> None:
+    """Written with os.write, below Python's sys.stderr, as TensorFlow's C++ code writes."""
+    writes = f"import os\nos.write(2, {NATIVE_OUTPUT.encode()!r})\n"
+    (tmp_path / "noisy_native_module.py").write_text(writes)
+    (tmp_path / "broken_native_module.py").write_text(writes + "raise ImportError('the library is broken')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cli_module._import_with_native_logs_filtered("noisy_native_module", level=2)
+    assert capfd.readouterr().err == cli_module._native_lines_to_show(NATIVE_OUTPUT, 2)
+    with pytest.raises(ImportError, match="the library is broken"):
+        cli_module._import_with_native_logs_filtered("broken_native_module", level=3)
+    assert capfd.readouterr().err == "/x/site.py:3: DeprecationWarning: old\nTo enable the following instructions: AVX2\n"
+    print("descriptor 2 is back", file=sys.stderr)
+    assert capfd.readouterr().err == "descriptor 2 is back\n"
+
+
+def test_a_command_that_imports_tensorflow_prints_its_error_alone() -> None:
+    """End to end, with TF_CPP_MIN_LOG_LEVEL unset: on a CPU where TensorFlow 2.21 turns oneDNN on,
+    its import writes Abseil lines that the variable does not reach; the CLI filters them."""
+    pytest.importorskip("tensorflow")
+    done = subprocess.run([sys.executable, "-m", "aatk", "evaluate", "--run", "no/such/run"], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT, env=_environment_without_tf_settings())
+    assert done.returncode == 2
+    assert done.stderr.startswith("aatk: error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def _parsers(parser: argparse.ArgumentParser, name: str = "aatk"):
