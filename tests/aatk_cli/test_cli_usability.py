@@ -193,6 +193,38 @@ def test_a_command_that_imports_tensorflow_prints_its_error_alone() -> None:
     assert done.stderr.startswith("aatk: error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+HIDDEN_TENSORFLOW = """\
+import importlib.abc, json, sys
+
+class HiddenTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] == "tensorflow":
+            raise {error}
+        return None
+
+sys.meta_path.insert(0, HiddenTensorFlow())
+from aatk.cli import main
+status = main(["evaluate", "--run", "no/such/run"])
+print(json.dumps({{"status": status, "tensorflow_imported": "tensorflow" in sys.modules}}))
+"""
+
+
+@pytest.mark.parametrize("error", [
+    "ModuleNotFoundError(f'No module named {fullname!r}', name=fullname)",  # not installed, as an import hook says it
+    "ImportError('libtensorflow_framework.so.2: cannot open shared object file')",  # installed but broken
+])
+def test_commands_run_where_tensorflow_cannot_be_imported(error: str) -> None:
+    """Filtering TensorFlow's start-up lines must not make it a requirement: under JAX a command
+    that needs no TensorFlow goes on to its own answer (here, that the run does not exist)."""
+    pytest.importorskip("jax")
+    environment = {**_environment_without_tf_settings(), "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", HIDDEN_TENSORFLOW.format(error=error)], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT, env=environment)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"status": 2, "tensorflow_imported": False}
+    assert done.stderr.startswith("aatk: error: ") and "no/such/run" in done.stderr, done.stderr
+
+
 def _parsers(parser: argparse.ArgumentParser, name: str = "aatk"):
     """Every parser of the command line, with its command path."""
     yield name, parser
